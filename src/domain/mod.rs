@@ -1,0 +1,13 @@
+//! Pure domain: event and status vocabulary, the records the store keeps, and the
+//! call-attempt / contact state machine. Nothing in here performs IO, so every rule
+//! can be tested (and property-tested) without a database or a network.
+
+mod model;
+mod transition;
+mod vocab;
+
+pub use model::{Attempt, Campaign, CallEvent, Contact, NewJob, RetryPolicy};
+pub use transition::{decide, ContactChange, Decision};
+pub use vocab::{
+    CallStatus, ContactState, Disposition, EventType, JobKind, Outcome, ParseEnumError, Provider,
+};

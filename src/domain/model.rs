@@ -1,0 +1,127 @@
+//! The records of SPEC §1 as plain values, shared by the state machine, the store and
+//! the HTTP layer.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::vocab::{CallStatus, ContactState, EventType, JobKind, Outcome, Provider};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub name: String,
+    pub max_attempts: i32,
+    pub retry_interval_minutes: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            retry_interval: Duration::minutes(i64::from(self.retry_interval_minutes)),
+        }
+    }
+}
+
+/// What a campaign says about calling a contact again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: i32,
+    pub retry_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contact {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub phone_number: String,
+    pub external_id: Option<String>,
+    pub state: ContactState,
+    pub attempts_count: i32,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Outcome>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub do_not_call: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One dial of one contact: a row of `call_attempts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub id: Uuid,
+    pub call_id: String,
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    pub attempt_number: i32,
+    pub provider: Provider,
+    pub provider_call_id: Option<String>,
+    pub status: CallStatus,
+    /// The provider's own status word of the last applied event; `None` until the
+    /// first callback, which is how a first `call.initiated` is told from a repeat.
+    pub provider_raw_status: Option<String>,
+    pub answered_by: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i32>,
+    pub outcome: Option<Outcome>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// One provider callback, verified and normalised by its adapter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallEvent {
+    pub provider: Provider,
+    /// Unique per distinct callback; a redelivery carries the same key.
+    pub dedupe_key: String,
+    /// `None` when the provider's status is not one callhook recognises: the event
+    /// is stored and answered `ignored`, never applied.
+    pub event_type: Option<EventType>,
+    pub provider_status: String,
+    pub provider_call_id: String,
+    /// Correlation from the callback URL's query string.
+    pub call_id: Option<String>,
+    pub campaign_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub sequence_number: Option<i64>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub duration_seconds: Option<i32>,
+    pub answered_by: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Every field the provider sent, as received.
+    pub payload: serde_json::Value,
+}
+
+impl CallEvent {
+    /// When the event happened: the provider's timestamp, else when we received it.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.occurred_at.unwrap_or(self.received_at)
+    }
+
+    /// Answering machine detection said a machine or fax picked up.
+    pub fn answered_by_machine(&self) -> bool {
+        self.answered_by.as_deref().is_some_and(is_machine)
+    }
+}
+
+/// Twilio's AMD values (`machine_start`, `machine_end_beep`, …, `fax`); the other
+/// providers' adapters normalise to the same words.
+pub fn is_machine(answered_by: &str) -> bool {
+    answered_by.starts_with("machine") || answered_by == "fax"
+}
+
+/// An outbox job to be written in the same transaction as the state change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewJob {
+    pub kind: JobKind,
+    /// Unique in the outbox, so a job can never be enqueued twice for one fact.
+    pub idempotency_key: String,
+    pub payload: serde_json::Value,
+}

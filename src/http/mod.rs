@@ -1,0 +1,61 @@
+//! The thin HTTP layer: routing, request limits and tracing. Handlers turn requests
+//! into calls on [`Providers`] and [`Store`] and their results into JSON.
+
+mod error;
+mod health;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use webhook::ExternalUrl;
+
+use crate::domain::Provider;
+use crate::providers::Providers;
+use crate::store::Store;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub providers: Arc<Providers>,
+    pub external_url: Arc<ExternalUrl>,
+    /// The provider of `POST /webhooks/telephony/events`.
+    pub default_provider: Provider,
+    pub max_body_bytes: usize,
+}
+
+pub struct Limits {
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { request_timeout: Duration::from_secs(10) }
+    }
+}
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/webhooks/telephony/events", post(webhook::default_provider))
+        .route("/webhooks/telephony/{provider}/events", post(webhook::named_provider))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

@@ -1,0 +1,14 @@
+//! callhook: receives telephony providers' call-status webhooks, verifies them,
+//! records each event exactly once, drives call-attempt and contact state, and
+//! enqueues the dialogue start for every answered call through an outbox.
+//!
+//! Layers, inside out: [`domain`] (pure rules), [`providers`] (verify + parse),
+//! [`store`] (one trait, PostgreSQL and SQLite), [`http`] (thin axum layer),
+//! [`config`] and the `callhook` binary.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod providers;
+pub mod secret;
+pub mod store;

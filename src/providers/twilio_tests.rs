@@ -1,0 +1,226 @@
+//! Signature vectors (Twilio's published ones, and ones derived independently with
+//! Python's `hmac` from Twilio's documented algorithm) and parsing tests.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+
+use super::*;
+
+const TOKEN: &str = "12345";
+const DOC_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
+fn doc_fields() -> Fields {
+    [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+14158675309"),
+        ("Digits", "1234"),
+        ("From", "+14158675309"),
+        ("To", "+18005551212"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn config() -> TwilioConfig {
+    TwilioConfig { auth_tokens: vec![Secret::new(TOKEN)], shared_keys: vec![] }
+}
+
+fn form_body(fields: &[(String, String)]) -> Bytes {
+    let mut s = String::new();
+    for (k, v) in fields {
+        if !s.is_empty() {
+            s.push('&');
+        }
+        s.push_str(&percent_encoding::utf8_percent_encode(k, percent_encoding::NON_ALPHANUMERIC).to_string());
+        s.push('=');
+        s.push_str(&percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string());
+    }
+    Bytes::from(s)
+}
+
+fn request(url: &str, content_type: &str, body: Bytes, headers: &[(&'static str, &str)]) -> InboundRequest {
+    let mut map = HeaderMap::new();
+    map.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+    for (k, v) in headers {
+        map.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    InboundRequest { url: url.to_owned(), headers: map, body }
+}
+
+fn form_request(url: &str, fields: &[(String, String)], signature: &str) -> InboundRequest {
+    request(url, "application/x-www-form-urlencoded", form_body(fields), &[(SIGNATURE_HEADER, signature)])
+}
+
+#[test]
+fn published_vector_signs_and_verifies() {
+    assert_eq!(sign(Algorithm::HmacSha1, TOKEN, DOC_URL, &doc_fields()), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    let req = form_request(DOC_URL, &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    assert!(verify(&config(), req).is_ok());
+}
+
+#[test]
+fn field_order_in_the_body_does_not_matter() {
+    let mut reversed = doc_fields();
+    reversed.reverse();
+    assert!(verify(&config(), form_request(DOC_URL, &reversed, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")).is_ok());
+}
+
+#[test]
+fn default_port_is_accepted_either_way() {
+    // Signed with :443, requested without: the server sees no port.
+    let with_port = "kvajT1Ptam85bY51eRf/AJRuM3w=";
+    assert!(verify(&config(), form_request(DOC_URL, &doc_fields(), with_port)).is_ok());
+    // Signed without, requested with :443.
+    let req = form_request("https://mycompany.com:443/myapp.php?foo=1&bar=2", &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    assert!(verify(&config(), req).is_ok());
+    // Twilio's published vector for http with :80 added.
+    let req = form_request("http://mycompany.com/myapp.php?foo=1&bar=2", &doc_fields(), "0ZXoZLH/DfblKGATFgpif+LLRf4=");
+    assert!(verify(&config(), req).is_ok());
+}
+
+#[test]
+fn non_default_port_is_never_stripped() {
+    assert_eq!(url_variants("https://h:8443/x"), vec!["https://h:8443/x"]);
+    assert_eq!(url_variants("https://u:p@h/x?a=1"), vec!["https://u:p@h/x?a=1", "https://u:p@h:443/x?a=1"]);
+    assert_eq!(url_variants("http://[::1]:80/x"), vec!["http://[::1]:80/x", "http://[::1]/x"]);
+    let signed = sign(Algorithm::HmacSha1, TOKEN, "https://mycompany.com/myapp.php", &doc_fields());
+    let req = form_request("https://mycompany.com:8443/myapp.php", &doc_fields(), &signed);
+    assert!(matches!(verify(&config(), req), Err(WebhookError::InvalidSignature(_))));
+}
+
+#[test]
+fn repeated_fields_sort_their_values() {
+    let fields: Fields = [("Tag", "beta"), ("CallStatus", "ringing"), ("Tag", "alpha"), ("CallSid", "CA1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(sign(Algorithm::HmacSha1, TOKEN, "https://mycompany.com/cb", &fields), "FNcAlHK5qI1CdrOdecZSqa/+zmY=");
+}
+
+#[test]
+fn unicode_values_sign_as_utf8() {
+    let url = "https://mycompany.com/cb?call_id=c1";
+    let fields: Fields = [("CallSid", "CA1"), ("CallStatus", "ringing"), ("CallerName", "Renée Ørsted 日本")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert!(verify(&config(), form_request(url, &fields, "PnSe14YQYPmeOJomE3HfMJPDYA8=")).is_ok());
+}
+
+#[test]
+fn json_body_is_covered_by_body_sha256() {
+    let body = r#"{"property": "value", "boolean": true}"#;
+    let url = format!("{DOC_URL}&bodySHA256={}", body_sha256(body.as_bytes()));
+    assert!(url.ends_with("0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"));
+    let sig = [(SIGNATURE_HEADER, "a9nBmqA0ju/hNViExpshrM61xv4=")];
+    assert!(verify(&config(), request(&url, "application/json", Bytes::from(body), &sig)).is_ok());
+
+    let tampered = request(&url, "application/json", Bytes::from(r#"{"property": "evil"}"#), &sig);
+    assert!(matches!(verify(&config(), tampered), Err(WebhookError::InvalidSignature(m)) if m.contains("bodySHA256")));
+    let no_hash = request(DOC_URL, "application/json", Bytes::from(body), &sig);
+    assert!(matches!(verify(&config(), no_hash), Err(WebhookError::InvalidSignature(_))));
+}
+
+#[test]
+fn shared_key_scheme_uses_the_named_algorithm() {
+    let settings = [(SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="), (SETTINGS_HEADER, "key=KS123,algorithm=HMAC_SHA256")];
+    let req = || request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &settings);
+    assert!(matches!(verify(&config(), req()), Err(WebhookError::NotConfigured(Provider::Twilio))));
+
+    let cfg = TwilioConfig { auth_tokens: vec![], shared_keys: vec![Secret::new("old"), Secret::new("sk_secret")] };
+    assert!(verify(&cfg, req()).is_ok());
+
+    let bad = [(SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="), (SETTINGS_HEADER, "key=KS1,algorithm=MD5")];
+    let req = request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &bad);
+    assert!(matches!(verify(&cfg, req), Err(WebhookError::InvalidSignature(m)) if m.contains("MD5")));
+}
+
+#[test]
+fn rotation_accepts_any_configured_token() {
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("new-token"), Secret::new(TOKEN)], shared_keys: vec![] };
+    assert!(verify(&cfg, form_request(DOC_URL, &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")).is_ok());
+}
+
+#[test]
+fn forged_missing_and_garbled_signatures_are_rejected() {
+    let forged = form_request(DOC_URL, &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B9=");
+    assert!(matches!(verify(&config(), forged), Err(WebhookError::InvalidSignature(_))));
+    let mut tampered = doc_fields();
+    tampered[2].1 = "9999".into();
+    let tampered = form_request(DOC_URL, &tampered, "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    assert!(matches!(verify(&config(), tampered), Err(WebhookError::InvalidSignature(_))));
+    let garbled = form_request(DOC_URL, &doc_fields(), "not base64!");
+    assert!(matches!(verify(&config(), garbled), Err(WebhookError::InvalidSignature(_))));
+    let missing = request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &[]);
+    assert!(matches!(verify(&config(), missing), Err(WebhookError::MissingSignature(_))));
+    let unconfigured = form_request(DOC_URL, &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    assert!(matches!(verify(&TwilioConfig::default(), unconfigured), Err(WebhookError::NotConfigured(_))));
+}
+
+#[test]
+fn wrong_content_type_is_unsupported_media() {
+    let req = request(DOC_URL, "text/plain", Bytes::from("CallSid=CA1"), &[]);
+    assert!(matches!(verify(&config(), req), Err(WebhookError::UnsupportedMediaType(t)) if t == "text/plain"));
+}
+
+fn parse_fields(url: &str, fields: &[(&str, &str)]) -> Result<CallEvent, WebhookError> {
+    let fields: Fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let signature = sign(Algorithm::HmacSha1, TOKEN, url, &fields);
+    let verified = verify(&config(), form_request(url, &fields, &signature))?;
+    parse(verified, Utc::now())
+}
+
+#[test]
+fn parses_a_status_callback() {
+    let url = "https://hooks.example.com/webhooks/telephony/events?call_id=c-1&campaign_id=7f6c1e0e-4a8f-4c39-9d43-1b2a3c4d5e6f";
+    let e = parse_fields(
+        url,
+        &[
+            ("CallSid", "CA42"),
+            ("CallStatus", "no-answer"),
+            ("Timestamp", "Tue, 24 Nov 2026 19:37:33 +0000"),
+            ("SequenceNumber", "3"),
+            ("CallDuration", "0"),
+            ("SipResponseCode", "487"),
+            ("AccountSid", "AC1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(e.event_type, Some(EventType::NoAnswer));
+    assert_eq!(e.dedupe_key, "twilio:CA42:no-answer");
+    assert_eq!(e.call_id.as_deref(), Some("c-1"));
+    assert_eq!(e.campaign_id.unwrap().to_string(), "7f6c1e0e-4a8f-4c39-9d43-1b2a3c4d5e6f");
+    assert_eq!(e.sequence_number, Some(3));
+    assert_eq!(e.occurred_at.unwrap().to_rfc3339(), "2026-11-24T19:37:33+00:00");
+    assert_eq!(e.error_code.as_deref(), Some("sip:487"));
+    assert_eq!(e.payload["AccountSid"], "AC1");
+}
+
+#[test]
+fn maps_every_documented_status() {
+    let expected = [
+        ("queued", Some(EventType::Initiated)),
+        ("initiated", Some(EventType::Initiated)),
+        ("ringing", Some(EventType::Ringing)),
+        ("in-progress", Some(EventType::Answered)),
+        ("completed", Some(EventType::Completed)),
+        ("busy", Some(EventType::Busy)),
+        ("no-answer", Some(EventType::NoAnswer)),
+        ("failed", Some(EventType::Failed)),
+        ("canceled", Some(EventType::Failed)),
+        ("transferred", None),
+    ];
+    for (status, event) in expected {
+        assert_eq!(event_type(status), event, "{status}");
+    }
+}
+
+#[test]
+fn missing_fields_and_bad_uuids_are_client_errors() {
+    let url = "https://h/cb";
+    assert!(matches!(parse_fields(url, &[("CallStatus", "ringing")]), Err(WebhookError::MissingField("CallSid"))));
+    assert!(matches!(parse_fields(url, &[("CallSid", "CA1")]), Err(WebhookError::MissingField("CallStatus"))));
+    let bad = parse_fields("https://h/cb?contact_id=42", &[("CallSid", "CA1"), ("CallStatus", "ringing")]);
+    assert!(matches!(bad, Err(WebhookError::InvalidField { field: "contact_id", .. })));
+}

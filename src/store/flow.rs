@@ -1,0 +1,242 @@
+//! The store's transactional rules, written once for both backends over
+//! [`TxOps`], the handful of statements each backend implements in its own SQL.
+//! Every function here receives an open transaction and commits it only when all of
+//! its writes succeeded; returning early drops (rolls back) the transaction.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::types::{NewAttempt, RecordOutcome, Recorded, Registered};
+use super::{StoreError, StoreResult};
+use crate::domain::{
+    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision,
+    Disposition, NewJob, Provider,
+};
+
+/// An attempt with the contact and campaign its rules need, locked for update.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub attempt: Attempt,
+    pub contact: Contact,
+    pub campaign: Campaign,
+}
+
+/// How a callback names its attempt: the URL's `call_id`, else the provider's id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttemptKey<'a> {
+    CallId(&'a str),
+    ProviderCallId(Provider, &'a str),
+}
+
+impl AttemptKey<'_> {
+    fn of(event: &CallEvent) -> AttemptKey<'_> {
+        match &event.call_id {
+            Some(call_id) => AttemptKey::CallId(call_id),
+            None => AttemptKey::ProviderCallId(event.provider, &event.provider_call_id),
+        }
+    }
+
+    /// Name of the lock that serialises deferral against registration.
+    fn lock_name(&self) -> String {
+        match self {
+            AttemptKey::CallId(id) => format!("call:{id}"),
+            AttemptKey::ProviderCallId(p, id) => format!("pcid:{p}:{id}"),
+        }
+    }
+}
+
+/// The statements a backend provides inside one open transaction.
+#[async_trait]
+pub(crate) trait TxOps: Send + Sized {
+    /// A transaction-scoped lock on a name (a no-op where writers are serialised).
+    async fn lock(&mut self, name: &str) -> StoreResult<()>;
+    async fn find_attempt(&mut self, key: AttemptKey<'_>) -> StoreResult<Option<Loaded>>;
+    /// Contact and its campaign, locked.
+    async fn find_contact(&mut self, id: Uuid) -> StoreResult<Option<(Contact, Campaign)>>;
+    /// Inserts the inbox row unless its dedupe key exists; `false` when it did.
+    async fn insert_event(&mut self, event: &CallEvent, call_id: Option<&str>, disposition: Disposition) -> StoreResult<bool>;
+    async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()>;
+    /// Deferred events matching a call id or a provider call id.
+    async fn deferred_events(&mut self, call_id: Option<&str>, provider: Provider, provider_call_id: Option<&str>) -> StoreResult<Vec<CallEvent>>;
+    async fn insert_attempt(&mut self, attempt: &Attempt) -> StoreResult<()>;
+    async fn update_attempt(&mut self, attempt: &Attempt) -> StoreResult<()>;
+    /// Writes the contact's state, counters and timestamps as given.
+    async fn update_contact(&mut self, contact: &Contact) -> StoreResult<()>;
+    /// Enqueues a job unless one with its idempotency key exists.
+    async fn insert_job(&mut self, job: &NewJob) -> StoreResult<()>;
+    async fn commit(self) -> StoreResult<()>;
+}
+
+pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> StoreResult<Recorded> {
+    let key = AttemptKey::of(event);
+    let mut loaded = tx.find_attempt(key).await?;
+    if loaded.is_none() {
+        // Take the registration's lock and look again, so an event can never be
+        // deferred after a concurrent registration already scanned for deferred ones.
+        tx.lock(&key.lock_name()).await?;
+        loaded = tx.find_attempt(key).await?;
+    }
+    let Some(mut state) = loaded else {
+        if !tx.insert_event(event, event.call_id.as_deref(), Disposition::Deferred).await? {
+            return Ok(duplicate(event.call_id.clone()));
+        }
+        tx.commit().await?;
+        return Ok(Recorded { outcome: RecordOutcome::Deferred, call_id: event.call_id.clone() });
+    };
+
+    check_correlation(&state.attempt, event)?;
+    let call_id = state.attempt.call_id.clone();
+    let had_provider_call_id = state.attempt.provider_call_id.is_some();
+    let decision = decide(&state.attempt, &state.contact, state.campaign.retry_policy(), event);
+    if !tx.insert_event(event, Some(&call_id), decision.disposition).await? {
+        return Ok(duplicate(Some(call_id)));
+    }
+    let outcome = match decision.disposition {
+        Disposition::Applied => RecordOutcome::Applied,
+        Disposition::Ignored => RecordOutcome::Ignored,
+        _ => RecordOutcome::Stale,
+    };
+    persist(&mut tx, &mut state, decision).await?;
+    if !had_provider_call_id {
+        // Callbacks that named the call only by the provider's id can be matched now.
+        let pcid = state.attempt.provider_call_id.clone();
+        let waiting = tx.deferred_events(None, state.attempt.provider, pcid.as_deref()).await?;
+        apply_deferred(&mut tx, &mut state, waiting).await?;
+    }
+    tx.commit().await?;
+    Ok(Recorded { outcome, call_id: Some(call_id) })
+}
+
+fn duplicate(call_id: Option<String>) -> Recorded {
+    Recorded { outcome: RecordOutcome::Duplicate, call_id }
+}
+
+/// The URL's correlation and the provider's call id must agree with the attempt.
+fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
+    let conflict = |what: &str| Err(StoreError::Conflict(format!("{what} does not match call attempt `{}`", attempt.call_id)));
+    if event.campaign_id.is_some_and(|id| id != attempt.campaign_id) {
+        return conflict("campaign_id");
+    }
+    if event.contact_id.is_some_and(|id| id != attempt.contact_id) {
+        return conflict("contact_id");
+    }
+    if event.provider != attempt.provider {
+        return conflict("provider");
+    }
+    if attempt.provider_call_id.as_deref().is_some_and(|id| id != event.provider_call_id) {
+        return conflict("provider call id");
+    }
+    Ok(())
+}
+
+/// Writes a decision and folds it into the in-memory state.
+async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<()> {
+    if decision.attempt != state.attempt {
+        tx.update_attempt(&decision.attempt).await?;
+        state.attempt = decision.attempt;
+    }
+    if let Some(change) = &decision.contact {
+        change.apply_to(&mut state.contact);
+        state.contact.updated_at = Utc::now();
+        tx.update_contact(&state.contact).await?;
+    }
+    for job in &decision.jobs {
+        tx.insert_job(job).await?;
+    }
+    Ok(())
+}
+
+/// Applies deferred events in the order they happened.
+async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Vec<CallEvent>) -> StoreResult<usize> {
+    events.sort_by_key(|e| (e.sequence_number, e.at(), e.received_at));
+    let count = events.len();
+    for event in events {
+        let mut event = event;
+        if event.call_id.is_none() {
+            event.call_id = Some(state.attempt.call_id.clone());
+        }
+        let decision = match check_correlation(&state.attempt, &event) {
+            // A deferred event that contradicts the attempt is kept, not applied.
+            Err(_) => {
+                tx.set_disposition(&event.dedupe_key, &state.attempt.call_id, Disposition::Ignored).await?;
+                continue;
+            }
+            Ok(()) => decide(&state.attempt, &state.contact, state.campaign.retry_policy(), &event),
+        };
+        tx.set_disposition(&event.dedupe_key, &state.attempt.call_id, decision.disposition).await?;
+        persist(tx, state, decision).await?;
+    }
+    Ok(count)
+}
+
+pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> StoreResult<Registered> {
+    let call_id = new.call_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+    if call_id.is_empty() || call_id.len() > 128 {
+        return Err(StoreError::Invalid("call_id must be 1–128 characters".into()));
+    }
+    tx.lock(&AttemptKey::CallId(&call_id).lock_name()).await?;
+    if let Some(pcid) = &new.provider_call_id {
+        tx.lock(&AttemptKey::ProviderCallId(new.provider, pcid).lock_name()).await?;
+    }
+    let (mut contact, campaign) = tx
+        .find_contact(new.contact_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("contact `{}` not found", new.contact_id)))?;
+    if new.campaign_id.is_some_and(|id| id != contact.campaign_id) {
+        return Err(StoreError::Conflict(format!("contact `{}` is not in campaign `{}`", contact.id, new.campaign_id.unwrap())));
+    }
+    refuse_unless_dialable(&contact)?;
+
+    let now = Utc::now();
+    contact.attempts_count += 1;
+    contact.last_attempt_at = Some(now);
+    contact.next_attempt_at = None;
+    contact.state = ContactState::InProgress;
+    contact.updated_at = now;
+    let attempt = Attempt {
+        id: Uuid::new_v4(),
+        call_id: call_id.clone(),
+        campaign_id: contact.campaign_id,
+        contact_id: contact.id,
+        attempt_number: contact.attempts_count,
+        provider: new.provider,
+        provider_call_id: new.provider_call_id.clone(),
+        status: CallStatus::Initiated,
+        provider_raw_status: None,
+        answered_by: None,
+        started_at: now,
+        answered_at: None,
+        ended_at: None,
+        duration_seconds: None,
+        outcome: None,
+        error_code: None,
+        error_message: None,
+        metadata: new.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
+    };
+    tx.insert_attempt(&attempt).await?;
+    tx.update_contact(&contact).await?;
+
+    let waiting = tx.deferred_events(Some(&call_id), new.provider, new.provider_call_id.as_deref()).await?;
+    let mut state = Loaded { attempt, contact, campaign };
+    let applied_deferred = apply_deferred(&mut tx, &mut state, waiting).await?;
+    tx.commit().await?;
+    Ok(Registered { attempt: state.attempt, contact: state.contact, applied_deferred })
+}
+
+/// SPEC §1: no attempt for a contact that is closed, barred, or already being called.
+fn refuse_unless_dialable(contact: &Contact) -> StoreResult<()> {
+    let reason = if contact.do_not_call {
+        Some("is marked do_not_call".to_owned())
+    } else if contact.state == ContactState::InProgress {
+        Some("already has an attempt in flight".to_owned())
+    } else if contact.state != ContactState::Pending {
+        Some(format!("is {}", contact.state))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StoreError::Conflict(format!("contact `{}` {reason}", contact.id))),
+        None => Ok(()),
+    }
+}

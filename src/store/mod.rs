@@ -1,0 +1,111 @@
+//! Durable state: one [`Store`] trait with a PostgreSQL and an embedded SQLite
+//! implementation, and the embedded migrations for each.
+//!
+//! The transactional rules (inbox insert, state transition, outbox rows, deferred
+//! events) are written once in `flow`, over the small set of per-backend
+//! statements in [`flow::TxOps`]; each backend only supplies its SQL.
+
+mod backend;
+mod flow;
+mod postgres;
+mod rows;
+mod sqlite;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{Attempt, CallEvent, Campaign, Contact};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::{
+    NewAttempt, NewCampaign, NewContact, OutboxJob, RecordOutcome, Recorded, Registered, StoredEvent,
+};
+
+/// Why a store call failed, in terms the HTTP layer can answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed transiently: answer 503 so the
+    /// provider retries; nothing was committed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The request contradicts what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The input breaks a rule of the schema (400).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => return StoreError::Conflict(db.message().to_owned()),
+                sqlx::error::ErrorKind::ForeignKeyViolation | sqlx::error::ErrorKind::CheckViolation => {
+                    return StoreError::Invalid(db.message().to_owned())
+                }
+                _ => {}
+            }
+        }
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Unavailable(format!("migration failed: {err}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    /// Applies the embedded migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Records one callback in one transaction: inbox row (deduplicated), state
+    /// transition and outbox jobs; or the inbox row alone as `deferred` when its
+    /// call attempt is not registered yet.
+    async fn record_event(&self, event: &CallEvent) -> StoreResult<Recorded>;
+
+    async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign>;
+    async fn add_contacts(&self, campaign_id: Uuid, contacts: Vec<NewContact>) -> StoreResult<Vec<Contact>>;
+    /// The dialer's step: creates an attempt for a contact (SPEC §1 rules) and applies
+    /// any callbacks that arrived before it, in the same transaction.
+    async fn register_attempt(&self, new: NewAttempt) -> StoreResult<Registered>;
+
+    async fn campaign(&self, id: Uuid) -> StoreResult<Option<Campaign>>;
+    async fn contact(&self, id: Uuid) -> StoreResult<Option<Contact>>;
+    async fn attempt(&self, call_id: &str) -> StoreResult<Option<Attempt>>;
+    /// A call's events in arrival order.
+    async fn events_for_call(&self, call_id: &str) -> StoreResult<Vec<StoredEvent>>;
+    /// Every stored event, newest last (bounded by `limit`).
+    async fn events(&self, limit: i64) -> StoreResult<Vec<StoredEvent>>;
+    /// Outbox jobs, oldest first (bounded by `limit`).
+    async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
+}
+
+/// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "unsupported database URL `{}`: use postgres://… or sqlite:…",
+            url.split("://").next().unwrap_or(url)
+        )))
+    }
+}

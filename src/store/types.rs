@@ -1,0 +1,150 @@
+//! Inputs and outputs of the [`Store`](super::Store) trait.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{Attempt, Contact, Disposition, Provider};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCampaign {
+    pub name: String,
+    #[serde(default)]
+    pub max_attempts: Option<i32>,
+    #[serde(default)]
+    pub retry_interval_minutes: Option<i32>,
+}
+
+impl NewCampaign {
+    pub fn named(name: impl Into<String>) -> Self {
+        NewCampaign { name: name.into(), max_attempts: None, retry_interval_minutes: None }
+    }
+
+    pub(crate) fn validated(&self) -> Result<(i32, i32), StoreError> {
+        let max_attempts = self.max_attempts.unwrap_or(3);
+        let interval = self.retry_interval_minutes.unwrap_or(60);
+        if self.name.trim().is_empty() {
+            return Err(StoreError::Invalid("campaign name must not be empty".into()));
+        }
+        if !(1..=5).contains(&max_attempts) {
+            return Err(StoreError::Invalid(format!("max_attempts must be 1–5, got {max_attempts}")));
+        }
+        if interval < 0 {
+            return Err(StoreError::Invalid(format!("retry_interval_minutes must be ≥ 0, got {interval}")));
+        }
+        Ok((max_attempts, interval))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewContact {
+    pub phone_number: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub do_not_call: bool,
+}
+
+impl NewContact {
+    pub fn phone(number: impl Into<String>) -> Self {
+        NewContact { phone_number: number.into(), external_id: None, do_not_call: false }
+    }
+
+    /// E.164: `+`, a non-zero digit, then at most 14 more digits.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        let digits = self.phone_number.strip_prefix('+').unwrap_or("");
+        let ok = (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!("phone_number `{}` is not E.164", self.phone_number)))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewAttempt {
+    pub contact_id: Uuid,
+    /// Checked against the contact's campaign when given.
+    #[serde(default)]
+    pub campaign_id: Option<Uuid>,
+    pub provider: Provider,
+    /// Generated (a UUID) when not given.
+    #[serde(default)]
+    pub call_id: Option<String>,
+    #[serde(default)]
+    pub provider_call_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+impl NewAttempt {
+    pub fn new(contact_id: Uuid, provider: Provider) -> Self {
+        NewAttempt { contact_id, campaign_id: None, provider, call_id: None, provider_call_id: None, metadata: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    pub attempt: Attempt,
+    pub contact: Contact,
+    /// Callbacks that had arrived before the registration and were applied by it.
+    pub applied_deferred: usize,
+}
+
+/// What [`Store::record_event`](super::Store::record_event) did with a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    /// Stored and moved the call forward.
+    Applied,
+    /// Stored; out of order, changed no state (a missing timestamp may be filled).
+    Stale,
+    /// Stored; the provider status is not one callhook recognises.
+    Ignored,
+    /// Stored; the call attempt is not registered yet.
+    Deferred,
+    /// Already stored: nothing written.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub outcome: RecordOutcome,
+    pub call_id: Option<String>,
+}
+
+/// A row of `telephony_events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub provider: Provider,
+    pub dedupe_key: String,
+    pub call_id: Option<String>,
+    pub provider_call_id: String,
+    pub event_type: Option<String>,
+    pub provider_status: String,
+    pub sequence_number: Option<i64>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub disposition: Disposition,
+    pub payload: Value,
+}
+
+/// A row of `outbox`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxJob {
+    pub id: Uuid,
+    pub kind: String,
+    pub idempotency_key: String,
+    pub payload: Value,
+    pub status: String,
+    pub attempts: i32,
+    pub next_run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
