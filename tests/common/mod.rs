@@ -1,0 +1,175 @@
+//! Shared test fixtures: a fresh store of each backend, the real router in front of
+//! it, and Twilio-signed callback requests.
+//!
+//! PostgreSQL tests use `CALLHOOK_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and give every test its own schema.
+//! Where no server answers they are skipped with a notice, unless
+//! `CALLHOOK_REQUIRE_POSTGRES=1` (set by CI), where they fail instead.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use callhook::domain::{Campaign, Contact, Provider};
+use callhook::http::{router, AppState, ExternalUrl, Limits};
+use callhook::providers::twilio::{self, Algorithm, TwilioConfig};
+use callhook::providers::Providers;
+use callhook::secret::Secret;
+use callhook::store::{NewCampaign, NewContact, PgStore, SqliteStore, Store};
+
+pub const TOKEN: &str = "test-auth-token";
+pub const HOST: &str = "callhook.test";
+
+/// A store under test and how to take it down.
+pub struct TestDb {
+    pub store: Arc<dyn Store>,
+    pub backend: &'static str,
+    pg: Option<(sqlx::PgPool, sqlx::PgPool, String)>,
+    sqlite: Option<SqliteStore>,
+}
+
+impl TestDb {
+    /// Closes the store's connections, as if the database went away.
+    pub async fn break_connection(&self) {
+        if let Some((_, pool, _)) = &self.pg {
+            pool.close().await;
+        }
+        if let Some(s) = &self.sqlite {
+            s.pool().close().await;
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Some((admin, pool, schema)) = self.pg {
+            pool.close().await;
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&admin).await;
+        }
+    }
+}
+
+pub async fn sqlite() -> TestDb {
+    let store = SqliteStore::connect("sqlite::memory:").await.expect("in-memory sqlite");
+    store.migrate().await.expect("sqlite migrations");
+    TestDb { store: Arc::new(store.clone()), backend: "sqlite", pg: None, sqlite: Some(store) }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("CALLHOOK_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn postgres_required() -> bool {
+    std::env::var("CALLHOOK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A PostgreSQL store in a schema of its own, or `None` (with a notice) when no
+/// server is reachable and PostgreSQL is not required.
+pub async fn postgres() -> Option<TestDb> {
+    let url = postgres_url();
+    let admin = match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(&url).await {
+        Ok(pool) => pool,
+        Err(e) if !postgres_required() => {
+            eprintln!("NOTICE: PostgreSQL tests SKIPPED: cannot connect to {url}: {e}");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL is required (CALLHOOK_REQUIRE_POSTGRES) but {url} is unreachable: {e}"),
+    };
+    let schema = format!("test_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+    let options: PgConnectOptions = url.parse().expect("postgres url");
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("connect to test schema");
+    let store = PgStore::from_pool(pool.clone());
+    store.migrate().await.expect("postgres migrations");
+    Some(TestDb { store: Arc::new(store), backend: "postgres", pg: Some((admin, pool, schema)), sqlite: None })
+}
+
+pub fn providers() -> Providers {
+    Providers {
+        twilio: TwilioConfig { auth_tokens: vec![Secret::new(TOKEN)], shared_keys: vec![] },
+        insecure_skip_verification: false,
+    }
+}
+
+pub fn app(store: Arc<dyn Store>) -> Router {
+    app_with(store, providers())
+}
+
+pub fn app_with(store: Arc<dyn Store>, providers: Providers) -> Router {
+    let state = AppState {
+        store,
+        providers: Arc::new(providers),
+        external_url: Arc::new(ExternalUrl::default()),
+        default_provider: Provider::Twilio,
+        max_body_bytes: 64 * 1024,
+    };
+    router(state, Limits::default())
+}
+
+pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub fn encode(fields: &[(String, String)]) -> String {
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// A form callback to `path_and_query`, signed as Twilio would with [`TOKEN`].
+pub fn signed(path_and_query: &str, fields: &[(String, String)]) -> Request<Body> {
+    let url = format!("http://{HOST}{path_and_query}");
+    let signature = twilio::sign(Algorithm::HmacSha1, TOKEN, &url, fields);
+    Request::post(path_and_query)
+        .header("host", HOST)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(Body::from(encode(fields)))
+        .unwrap()
+}
+
+/// A Twilio status callback for `call_sid` in `status`, correlated by `call_id`.
+pub fn callback(call_id: &str, call_sid: &str, status: &str) -> Request<Body> {
+    callback_with(call_id, call_sid, status, &[])
+}
+
+pub fn callback_with(call_id: &str, call_sid: &str, status: &str, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut f = fields(&[
+        ("AccountSid", "AC0000"),
+        ("CallSid", call_sid),
+        ("CallStatus", status),
+        ("From", "+15005550006"),
+        ("To", "+14155550100"),
+        ("Direction", "outbound-api"),
+    ]);
+    f.extend(fields(extra));
+    signed(&format!("/webhooks/telephony/events?call_id={call_id}"), &f)
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let res: Response<Body> = app.clone().oneshot(req).await.expect("router never fails");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, json)
+}
+
+pub async fn campaign(store: &Arc<dyn Store>, max_attempts: i32) -> Campaign {
+    let mut new = NewCampaign::named("spring survey");
+    new.max_attempts = Some(max_attempts);
+    store.create_campaign(new).await.unwrap()
+}
+
+pub async fn contact(store: &Arc<dyn Store>, campaign: &Campaign) -> Contact {
+    store.add_contacts(campaign.id, vec![NewContact::phone("+14155550100")]).await.unwrap().remove(0)
+}
