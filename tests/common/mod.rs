@@ -77,7 +77,9 @@ pub async fn postgres() -> Option<TestDb> {
     let admin = match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(&url).await {
         Ok(pool) => pool,
         Err(e) if !postgres_required() => {
-            eprintln!("NOTICE: PostgreSQL tests SKIPPED: cannot connect to {url}: {e}");
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "NOTICE: PostgreSQL test SKIPPED: cannot connect to {url}: {e}");
             return None;
         }
         Err(e) => panic!("PostgreSQL is required (CALLHOOK_REQUIRE_POSTGRES) but {url} is unreachable: {e}"),
