@@ -9,6 +9,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbox;
 pub mod providers;
 pub mod secret;
 pub mod store;

@@ -134,6 +134,8 @@ wire_enum!(
     JobKind, "job kind" {
         DialogueStart => "dialogue.start",
         SurveyNotReached => "survey.not_reached",
+        SurveyCompleted => "survey.completed",
+        SurveyRefused => "survey.refused",
     }
 );
 

@@ -15,19 +15,23 @@ macro_rules! sql_backend {
         lock_attempt: $lock_attempt:literal,
         lock_contact: $lock_contact:literal,
         lock_events: $lock_events:literal,
-        named_lock: $named_lock:expr $(,)?
+        claim_lock: $claim_lock:literal,
+        named_lock: $named_lock:expr,
+        notify_jobs: $notify_jobs:expr $(,)?
     ) => {
         use std::sync::LazyLock;
 
         use async_trait::async_trait;
-        use chrono::Utc;
+        use chrono::{DateTime, Utc};
         use sqlx::types::Json;
         use uuid::Uuid;
 
-        use $crate::domain::{Attempt, CallEvent, Campaign, Contact, Disposition, NewJob, Provider};
+        use $crate::domain::{Attempt, CallEvent, Campaign, Contact, Disposition, NewJob, Outcome, Provider};
         use $crate::store::flow::{self, AttemptKey, Loaded, TxOps};
         use $crate::store::rows::{self, ATTEMPT_COLS, CAMPAIGN_COLS, CONTACT_COLS, EVENT_COLS, OUTBOX_COLS};
-        use $crate::store::types::{NewAttempt, NewCampaign, NewContact, OutboxJob, Recorded, Registered, StoredEvent};
+        use $crate::store::types::{
+            NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Recorded, Registered, ReplayReport, StoredEvent,
+        };
         use $crate::store::{Store, StoreError, StoreResult};
 
         /// One open transaction of this backend.
@@ -54,6 +58,15 @@ macro_rules! sql_backend {
                 "SELECT {CONTACT_COLS}, {CAMPAIGN_COLS} FROM contacts c \
                  JOIN campaigns k ON k.id = c.campaign_id WHERE c.id = $1 {}",
                 $lock_contact
+            )
+        });
+        static CLAIM: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE outbox SET locked_until = $2, attempts = attempts + 1, updated_at = $1 \
+                 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_run_at <= $1 \
+                 AND (locked_until IS NULL OR locked_until <= $1) ORDER BY next_run_at, created_at LIMIT $3 {}) \
+                 RETURNING {OUTBOX_COLS}",
+                $claim_lock
             )
         });
         static DEFERRED: LazyLock<String> = LazyLock::new(|| {
@@ -233,6 +246,11 @@ macro_rules! sql_backend {
                 .bind(now)
                 .execute(&mut *self.0)
                 .await?;
+                let notify: Option<&str> = $notify_jobs;
+                if let Some(sql) = notify {
+                    // Delivered to other replicas' dispatchers when this transaction commits.
+                    sqlx::query(sql).execute(&mut *self.0).await?;
+                }
                 Ok(())
             }
 
@@ -257,7 +275,104 @@ macro_rules! sql_backend {
             }
 
             async fn record_event(&self, event: &CallEvent) -> StoreResult<Recorded> {
-                flow::record_event(self.begin().await?, event).await
+                let recorded = flow::record_event(self.begin().await?, event).await?;
+                self.signal_jobs(recorded.enqueued);
+                Ok(recorded)
+            }
+
+            fn jobs_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+                self.jobs.clone()
+            }
+
+            async fn listen_for_jobs(&self) -> StoreResult<()> {
+                self.spawn_job_listener().await
+            }
+
+            async fn claim_jobs(&self, limit: i64, lease: chrono::Duration) -> StoreResult<Vec<OutboxJob>> {
+                let now = Utc::now();
+                let rows = sqlx::query(&CLAIM).bind(now).bind(now + lease).bind(limit).fetch_all(&self.pool).await?;
+                rows.iter().map(rows::outbox_job).collect()
+            }
+
+            async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'done', delivered_at = $2, locked_until = NULL, last_error = NULL, \
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind($id(id))
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = $3, next_run_at = COALESCE($4, next_run_at), locked_until = NULL, \
+                     last_error = $2, updated_at = $5 WHERE id = $1",
+                )
+                .bind($id(id))
+                .bind(error)
+                .bind(if retry_at.is_some() { "pending" } else { "dead" })
+                .bind(retry_at)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn retry_job(&self, id: Uuid) -> StoreResult<bool> {
+                let now = Utc::now();
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_run_at = $2, locked_until = NULL, \
+                     updated_at = $2 WHERE id = $1 AND status IN ('dead', 'pending')",
+                )
+                .bind($id(id))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                self.signal_jobs(done.rows_affected() as usize);
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
+                     COUNT(*) FILTER (WHERE status = 'dead') AS dead, \
+                     COUNT(*) FILTER (WHERE status = 'done') AS done, \
+                     MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest FROM outbox",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                use $crate::store::rows::RowExt;
+                Ok(OutboxStats {
+                    pending: row.opt_i64("pending")?.unwrap_or(0),
+                    dead: row.opt_i64("dead")?.unwrap_or(0),
+                    done: row.opt_i64("done")?.unwrap_or(0),
+                    oldest_pending_at: row.opt_ts("oldest")?,
+                })
+            }
+
+            async fn record_outcome(&self, call_id: &str, outcome: Outcome) -> StoreResult<(Attempt, Contact)> {
+                let (attempt, contact, enqueued) = flow::record_outcome(self.begin().await?, call_id, outcome).await?;
+                self.signal_jobs(usize::from(enqueued));
+                Ok((attempt, contact))
+            }
+
+            async fn replay_deferred(&self, limit: i64) -> StoreResult<ReplayReport> {
+                let sql = format!(
+                    "SELECT {EVENT_COLS} FROM telephony_events WHERE disposition = 'deferred' ORDER BY received_at, id LIMIT $1"
+                );
+                let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+                let events: Vec<CallEvent> = rows.iter().map(rows::call_event).collect::<StoreResult<_>>()?;
+                let mut report = ReplayReport { examined: events.len(), applied: 0 };
+                for event in events {
+                    if let Some(enqueued) = flow::replay_deferred(self.begin().await?, event).await? {
+                        report.applied += 1;
+                        self.signal_jobs(enqueued);
+                    }
+                }
+                Ok(report)
             }
 
             async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
@@ -328,7 +443,9 @@ macro_rules! sql_backend {
             }
 
             async fn register_attempt(&self, new: NewAttempt) -> StoreResult<Registered> {
-                flow::register_attempt(self.begin().await?, new).await
+                let registered = flow::register_attempt(self.begin().await?, new).await?;
+                self.signal_jobs(registered.enqueued);
+                Ok(registered)
             }
 
             async fn campaign(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
@@ -363,6 +480,15 @@ macro_rules! sql_backend {
                 let sql = format!("SELECT {OUTBOX_COLS} FROM outbox ORDER BY created_at, id LIMIT $1");
                 let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
                 rows.iter().map(rows::outbox_job).collect()
+            }
+        }
+
+        impl $store {
+            /// Wakes this process's dispatcher after a commit that enqueued jobs.
+            fn signal_jobs(&self, enqueued: usize) {
+                if enqueued > 0 {
+                    self.jobs.notify_one();
+                }
             }
         }
 

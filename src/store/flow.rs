@@ -11,7 +11,7 @@ use super::types::{NewAttempt, RecordOutcome, Recorded, Registered};
 use super::{StoreError, StoreResult};
 use crate::domain::{
     decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision,
-    Disposition, NewJob, Provider,
+    Disposition, JobKind, NewJob, Outcome, Provider,
 };
 
 /// An attempt with the contact and campaign its rules need, locked for update.
@@ -82,7 +82,7 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
             return Ok(duplicate(event.call_id.clone()));
         }
         tx.commit().await?;
-        return Ok(Recorded { outcome: RecordOutcome::Deferred, call_id: event.call_id.clone() });
+        return Ok(Recorded { outcome: RecordOutcome::Deferred, call_id: event.call_id.clone(), enqueued: 0 });
     };
 
     check_correlation(&state.attempt, event)?;
@@ -97,19 +97,76 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
         Disposition::Ignored => RecordOutcome::Ignored,
         _ => RecordOutcome::Stale,
     };
-    persist(&mut tx, &mut state, decision).await?;
+    let mut enqueued = persist(&mut tx, &mut state, decision).await?;
     if !had_provider_call_id {
         // Callbacks that named the call only by the provider's id can be matched now.
         let pcid = state.attempt.provider_call_id.clone();
         let waiting = tx.deferred_events(None, state.attempt.provider, pcid.as_deref()).await?;
-        apply_deferred(&mut tx, &mut state, waiting).await?;
+        enqueued += apply_deferred(&mut tx, &mut state, waiting).await?;
     }
     tx.commit().await?;
-    Ok(Recorded { outcome, call_id: Some(call_id) })
+    Ok(Recorded { outcome, call_id: Some(call_id), enqueued })
 }
 
 fn duplicate(call_id: Option<String>) -> Recorded {
-    Recorded { outcome: RecordOutcome::Duplicate, call_id }
+    Recorded { outcome: RecordOutcome::Duplicate, call_id, enqueued: 0 }
+}
+
+/// Applies one deferred event if its attempt exists now (`events replay`, and the
+/// safety net for a provider-id-only callback that raced the call's first one).
+pub(crate) async fn replay_deferred<T: TxOps>(mut tx: T, event: CallEvent) -> StoreResult<Option<usize>> {
+    let Some(mut state) = tx.find_attempt(AttemptKey::of(&event)).await? else {
+        return Ok(None);
+    };
+    let enqueued = apply_deferred(&mut tx, &mut state, vec![event]).await?;
+    tx.commit().await?;
+    Ok(Some(enqueued))
+}
+
+/// The dialogue orchestrator's verdict on an answered call (SPEC §6).
+pub(crate) async fn record_outcome<T: TxOps>(mut tx: T, call_id: &str, outcome: Outcome) -> StoreResult<(Attempt, Contact, bool)> {
+    let kind = match outcome {
+        Outcome::Completed => JobKind::SurveyCompleted,
+        Outcome::Refused => JobKind::SurveyRefused,
+        other => return Err(StoreError::Invalid(format!("a dialogue outcome is `completed` or `refused`, not `{other}`"))),
+    };
+    let mut state = tx
+        .find_attempt(AttemptKey::CallId(call_id))
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("call `{call_id}` not found")))?;
+    match state.attempt.outcome {
+        Some(existing) if existing == outcome => return Ok((state.attempt, state.contact, false)),
+        Some(existing) => {
+            return Err(StoreError::Conflict(format!("call `{call_id}` already has outcome `{existing}`")));
+        }
+        None => {}
+    }
+    if state.attempt.answered_at.is_none() && state.attempt.status != CallStatus::Answered {
+        return Err(StoreError::Conflict(format!("call `{call_id}` was never answered")));
+    }
+    state.attempt.outcome = Some(outcome);
+    tx.update_attempt(&state.attempt).await?;
+    if state.contact.state.is_open() {
+        state.contact.state = if outcome == Outcome::Completed { ContactState::Completed } else { ContactState::Refused };
+        state.contact.last_outcome = Some(outcome);
+        state.contact.next_attempt_at = None;
+        state.contact.updated_at = Utc::now();
+        tx.update_contact(&state.contact).await?;
+    }
+    tx.insert_job(&NewJob {
+        kind,
+        idempotency_key: format!("{kind}:{call_id}"),
+        payload: serde_json::json!({
+            "call_id": call_id,
+            "campaign_id": state.attempt.campaign_id,
+            "contact_id": state.attempt.contact_id,
+            "attempt_number": state.attempt.attempt_number,
+            "outcome": outcome,
+        }),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok((state.attempt, state.contact, true))
 }
 
 /// The URL's correlation and the provider's call id must agree with the attempt.
@@ -131,7 +188,7 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
 }
 
 /// Writes a decision and folds it into the in-memory state.
-async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<()> {
+async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<usize> {
     if decision.attempt != state.attempt {
         tx.update_attempt(&decision.attempt).await?;
         state.attempt = decision.attempt;
@@ -144,13 +201,13 @@ async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -
     for job in &decision.jobs {
         tx.insert_job(job).await?;
     }
-    Ok(())
+    Ok(decision.jobs.len())
 }
 
-/// Applies deferred events in the order they happened.
+/// Applies deferred events in the order they happened; returns the jobs enqueued.
 async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Vec<CallEvent>) -> StoreResult<usize> {
     events.sort_by_key(|e| (e.sequence_number, e.at(), e.received_at));
-    let count = events.len();
+    let mut enqueued = 0;
     for event in events {
         let mut event = event;
         if event.call_id.is_none() {
@@ -165,9 +222,9 @@ async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Ve
             Ok(()) => decide(&state.attempt, &state.contact, state.campaign.retry_policy(), &event),
         };
         tx.set_disposition(&event.dedupe_key, &state.attempt.call_id, decision.disposition).await?;
-        persist(tx, state, decision).await?;
+        enqueued += persist(tx, state, decision).await?;
     }
-    Ok(count)
+    Ok(enqueued)
 }
 
 pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> StoreResult<Registered> {
@@ -218,10 +275,11 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
     tx.update_contact(&contact).await?;
 
     let waiting = tx.deferred_events(Some(&call_id), new.provider, new.provider_call_id.as_deref()).await?;
+    let applied_deferred = waiting.len();
     let mut state = Loaded { attempt, contact, campaign };
-    let applied_deferred = apply_deferred(&mut tx, &mut state, waiting).await?;
+    let enqueued = apply_deferred(&mut tx, &mut state, waiting).await?;
     tx.commit().await?;
-    Ok(Registered { attempt: state.attempt, contact: state.contact, applied_deferred })
+    Ok(Registered { attempt: state.attempt, contact: state.contact, applied_deferred, enqueued })
 }
 
 /// SPEC §1: no attempt for a contact that is closed, barred, or already being called.

@@ -15,14 +15,17 @@ mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{Attempt, CallEvent, Campaign, Contact};
+use crate::domain::{Attempt, CallEvent, Campaign, Contact, Outcome};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    NewAttempt, NewCampaign, NewContact, OutboxJob, RecordOutcome, Recorded, Registered, StoredEvent,
+    NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, RecordOutcome, Recorded, Registered, ReplayReport,
+    StoredEvent,
 };
 
 /// Why a store call failed, in terms the HTTP layer can answer.
@@ -94,6 +97,28 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, limit: i64) -> StoreResult<Vec<StoredEvent>>;
     /// Outbox jobs, oldest first (bounded by `limit`).
     async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+
+    /// The dialogue's verdict (`completed`/`refused`) on an answered call: sets the
+    /// call outcome and contact state and enqueues `survey.completed`/`survey.refused`.
+    /// Repeating the same verdict changes nothing.
+    async fn record_outcome(&self, call_id: &str, outcome: Outcome) -> StoreResult<(Attempt, Contact)>;
+    /// Applies deferred events whose call attempt exists now.
+    async fn replay_deferred(&self, limit: i64) -> StoreResult<ReplayReport>;
+
+    /// Notified after every local commit that enqueued outbox jobs.
+    fn jobs_signal(&self) -> Arc<Notify>;
+    /// Also forward other replicas' commits to [`Store::jobs_signal`] (PostgreSQL
+    /// `LISTEN`); a no-op where there are no other replicas.
+    async fn listen_for_jobs(&self) -> StoreResult<()>;
+    /// Leases up to `limit` due jobs for `lease`; each claim counts as an attempt.
+    /// A job whose lease expires (its dispatcher died) becomes claimable again.
+    async fn claim_jobs(&self, limit: i64, lease: chrono::Duration) -> StoreResult<Vec<OutboxJob>>;
+    async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
+    /// Records a failed delivery: retried at `retry_at`, or dead when `None`.
+    async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+    /// Makes a dead (or pending) job due now with a fresh attempt budget.
+    async fn retry_job(&self, id: Uuid) -> StoreResult<bool>;
 }
 
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.

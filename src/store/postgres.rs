@@ -2,16 +2,22 @@
 //! the attempt's row lock (`FOR UPDATE`); deferral and registration serialise on a
 //! transaction-scoped advisory lock named after the call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use tokio::sync::Notify;
 
 use super::backend::sql_backend;
 use super::rows::impl_row_ext;
 
+/// The channel committed outbox jobs are announced on.
+const JOBS_CHANNEL: &str = "callhook_outbox";
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    jobs: Arc<Notify>,
 }
 
 impl PgStore {
@@ -21,12 +27,12 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
     /// Wraps an existing pool (tests give each run its own schema this way).
     pub fn from_pool(pool: PgPool) -> Self {
-        PgStore { pool }
+        PgStore { pool, jobs: Arc::new(Notify::new()) }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -35,6 +41,26 @@ impl PgStore {
 
     async fn run_migrations(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// `LISTEN`s for other replicas' jobs and wakes the local dispatcher; reconnects
+    /// on its own after a lost connection (polling covers the gap).
+    async fn spawn_job_listener(&self) -> StoreResult<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => jobs.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox LISTEN connection lost; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
         Ok(())
     }
 
@@ -57,5 +83,7 @@ sql_backend! {
     lock_attempt: "FOR UPDATE OF a, c",
     lock_contact: "FOR UPDATE OF c",
     lock_events: "FOR UPDATE",
+    claim_lock: "FOR UPDATE SKIP LOCKED",
     named_lock: Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
+    notify_jobs: Some("SELECT pg_notify('callhook_outbox', '')"),
 }

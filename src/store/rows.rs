@@ -73,7 +73,7 @@ pub(crate) const EVENT_COLS: &str =
      answered_by, error_code, error_message";
 
 pub(crate) const OUTBOX_COLS: &str =
-    "id, kind, idempotency_key, payload, status, attempts, next_run_at, last_error, created_at";
+    "id, kind, idempotency_key, payload, status, attempts, next_run_at, last_error, created_at, delivered_at";
 
 pub(crate) fn campaign(r: &impl RowExt) -> StoreResult<Campaign> {
     Ok(Campaign {
@@ -175,6 +175,7 @@ pub(crate) fn outbox_job(r: &impl RowExt) -> StoreResult<OutboxJob> {
         next_run_at: r.ts("next_run_at")?,
         last_error: r.opt_text("last_error")?,
         created_at: r.ts("created_at")?,
+        delivered_at: r.opt_ts("delivered_at")?,
     })
 }
 

@@ -2,8 +2,13 @@
 //! transactions never interleave: no row locks or named locks are needed, and
 //! exactly-once follows from the unique dedupe key alone. WAL journaling with
 //! `synchronous = FULL` makes a commit durable before the webhook is answered.
+//! Timestamps are RFC 3339 text in UTC, written only by sqlx, so comparing them as
+//! text (due jobs, leases) orders them correctly.
 
 use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 
@@ -13,6 +18,7 @@ use super::rows::{corrupt, impl_row_ext};
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    jobs: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -34,7 +40,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, jobs: Arc::new(Notify::new()) })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -43,6 +49,11 @@ impl SqliteStore {
 
     async fn run_migrations(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One process owns an SQLite file, so the in-process signal is all there is.
+    async fn spawn_job_listener(&self) -> StoreResult<()> {
         Ok(())
     }
 
@@ -68,5 +79,7 @@ sql_backend! {
     lock_attempt: "",
     lock_contact: "",
     lock_events: "",
+    claim_lock: "",
     named_lock: None,
+    notify_jobs: None,
 }

@@ -94,6 +94,9 @@ pub struct Registered {
     pub contact: Contact,
     /// Callbacks that had arrived before the registration and were applied by it.
     pub applied_deferred: usize,
+    /// Outbox jobs those callbacks enqueued.
+    #[serde(skip)]
+    pub enqueued: usize,
 }
 
 /// What [`Store::record_event`](super::Store::record_event) did with a callback.
@@ -116,6 +119,17 @@ pub enum RecordOutcome {
 pub struct Recorded {
     pub outcome: RecordOutcome,
     pub call_id: Option<String>,
+    /// Outbox jobs written by this event's transaction.
+    pub enqueued: usize,
+}
+
+/// Outbox health, for metrics and `outbox list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub dead: i64,
+    pub done: i64,
+    pub oldest_pending_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `telephony_events`.
@@ -147,4 +161,14 @@ pub struct OutboxJob {
     pub next_run_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What `events replay` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    /// Deferred events looked at.
+    pub examined: usize,
+    /// Of those, events whose attempt now exists and that were applied.
+    pub applied: usize,
 }
