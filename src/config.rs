@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::Provider;
 use crate::http::{AppState, ExternalUrl, Limits};
+use crate::outbox::{DispatcherConfig, HttpSink, LogSink, NatsSink, Sink, SinkError};
 use crate::providers::twilio::TwilioConfig;
 use crate::providers::Providers;
 use crate::secret::Secret;
@@ -27,10 +28,154 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the webhook service (applies migrations first unless --no-migrate).
+    /// Run the webhook service and the outbox dispatcher (applies migrations first
+    /// unless --no-migrate).
     Serve(ServeArgs),
     /// Apply the embedded migrations and exit.
     Migrate(DatabaseArgs),
+    /// Play a small simulated campaign through the real HTTP endpoint with signed
+    /// callbacks, on a temporary embedded SQLite, and print what happened.
+    Demo(DemoArgs),
+    /// Inspect calls.
+    #[command(subcommand)]
+    Calls(CallsCommand),
+    /// Inspect and retry outbox jobs.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Work on stored events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// A call attempt's state and its event timeline.
+    Show {
+        call_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Outbox jobs, oldest first, with a summary.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Only jobs in this status (pending, done, dead).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make dead jobs due again with a fresh attempt budget.
+    Retry {
+        /// Job ids to retry.
+        ids: Vec<uuid::Uuid>,
+        /// Retry every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all_dead: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Apply deferred events whose call attempt has been registered since.
+    Replay {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value_t = 10_000)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Provider whose callbacks the demo plays.
+    #[arg(long, default_value = "twilio")]
+    pub provider: Provider,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SinkKind {
+    Log,
+    Http,
+    Nats,
+}
+
+/// Where and how outbox jobs are delivered.
+#[derive(Debug, Clone, Args)]
+pub struct OutboxArgs {
+    /// Sink for outbox jobs.
+    #[arg(long, env = "CALLHOOK_SINK", value_enum, default_value_t = SinkKind::Log)]
+    pub sink: SinkKind,
+    /// http sink: the dialogue orchestrator's URL.
+    #[arg(long, env = "CALLHOOK_SINK_HTTP_URL")]
+    pub sink_http_url: Option<String>,
+    /// http sink: Standard Webhooks secret (`whsec_…`) the receiver verifies with.
+    #[arg(long, env = "CALLHOOK_SINK_HTTP_SECRET", hide_env_values = true)]
+    pub sink_http_secret: Option<Secret>,
+    /// http sink: per-request timeout.
+    #[arg(long, env = "CALLHOOK_SINK_HTTP_TIMEOUT_SECS", default_value_t = 10)]
+    pub sink_http_timeout_secs: u64,
+    /// nats sink: server URL.
+    #[arg(long, env = "CALLHOOK_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// nats sink: JetStream stream (created if missing, capturing `{prefix}.>`).
+    #[arg(long, env = "CALLHOOK_NATS_STREAM", default_value = "CALLHOOK")]
+    pub nats_stream: String,
+    /// nats sink: subjects are `{prefix}.{job kind}`, e.g. `callhook.dialogue.start`.
+    #[arg(long, env = "CALLHOOK_NATS_SUBJECT_PREFIX", default_value = "callhook")]
+    pub nats_subject_prefix: String,
+    /// Deliveries tried before a job is marked dead.
+    #[arg(long, env = "CALLHOOK_OUTBOX_MAX_ATTEMPTS", default_value_t = 10)]
+    pub outbox_max_attempts: i32,
+    /// Polling interval when no new-job signal arrives.
+    #[arg(long, env = "CALLHOOK_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+    /// How long a claimed job stays exclusive to one dispatcher.
+    #[arg(long, env = "CALLHOOK_OUTBOX_LEASE_SECS", default_value_t = 30)]
+    pub outbox_lease_secs: u64,
+    /// First retry delay; doubles per attempt (with jitter) up to 5 minutes.
+    #[arg(long, env = "CALLHOOK_OUTBOX_BACKOFF_MS", default_value_t = 500)]
+    pub outbox_backoff_ms: u64,
+    /// Do not run the dispatcher in this process.
+    #[arg(long, env = "CALLHOOK_NO_DISPATCHER")]
+    pub no_dispatcher: bool,
+}
+
+impl OutboxArgs {
+    pub fn dispatcher_config(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            max_attempts: self.outbox_max_attempts.max(1),
+            poll_interval: Duration::from_millis(self.outbox_poll_ms.max(10)),
+            lease: Duration::from_secs(self.outbox_lease_secs.max(1)),
+            backoff_base: Duration::from_millis(self.outbox_backoff_ms),
+            ..DispatcherConfig::default()
+        }
+    }
+
+    /// Builds the configured sink, explaining what is missing.
+    pub async fn sink(&self) -> Result<Arc<dyn Sink>, SinkError> {
+        Ok(match self.sink {
+            SinkKind::Log => Arc::new(LogSink),
+            SinkKind::Http => {
+                let url = self.sink_http_url.clone().ok_or_else(|| SinkError("the http sink needs CALLHOOK_SINK_HTTP_URL".into()))?;
+                let secret = self
+                    .sink_http_secret
+                    .clone()
+                    .ok_or_else(|| SinkError("the http sink needs CALLHOOK_SINK_HTTP_SECRET".into()))?;
+                Arc::new(HttpSink::new(url, &secret, Duration::from_secs(self.sink_http_timeout_secs))?)
+            }
+            SinkKind::Nats => Arc::new(NatsSink::connect(&self.nats_url, &self.nats_stream, &self.nats_subject_prefix).await?),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +198,8 @@ pub struct DatabaseArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
     /// Address to listen on.
     #[arg(long, env = "CALLHOOK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -78,6 +225,9 @@ pub struct ServeArgs {
     /// DANGER: accept callbacks without checking signatures. Logs a warning on every request.
     #[arg(long, env = "CALLHOOK_INSECURE_SKIP_SIGNATURE_VERIFICATION")]
     pub insecure_skip_signature_verification: bool,
+    /// Bearer token(s) of the admin API, comma-separated; none disables it.
+    #[arg(long, env = "CALLHOOK_ADMIN_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub admin_tokens: Vec<Secret>,
     /// Largest accepted webhook body, in bytes.
     #[arg(long, env = "CALLHOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -107,6 +257,7 @@ impl ServeArgs {
             }),
             default_provider: self.default_provider,
             max_body_bytes: self.max_body_bytes,
+            admin_tokens: Arc::new(non_empty(&self.admin_tokens)),
         }
     }
 

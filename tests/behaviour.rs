@@ -1,6 +1,7 @@
 //! The behaviour suite: every test runs through the real router against embedded
 //! SQLite and against PostgreSQL, and must pass identically on both.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -12,30 +13,6 @@ use serde_json::json;
 use callhook::domain::{CallStatus, ContactState, Disposition, Outcome, Provider};
 use callhook::store::{NewAttempt, NewContact, Store};
 use common::*;
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::sqlite().await;
-                    super::$name(db.store.clone()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::common::postgres().await else { return };
-                    super::$name(db.store.clone()).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     answered_call_starts_exactly_one_dialogue,

@@ -172,6 +172,7 @@ fn state(store: Arc<dyn Store>, external_url: ExternalUrl, insecure: bool) -> Ap
         external_url: Arc::new(external_url),
         default_provider: Provider::Twilio,
         max_body_bytes: 64 * 1024,
+        admin_tokens: Arc::new(vec![]),
     }
 }
 

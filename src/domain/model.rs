@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::vocab::{CallStatus, ContactState, EventType, JobKind, Outcome, Provider};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     pub id: Uuid,
     pub name: String,
@@ -32,7 +32,7 @@ pub struct RetryPolicy {
     pub retry_interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Contact {
     pub id: Uuid,
     pub campaign_id: Uuid,
@@ -49,7 +49,7 @@ pub struct Contact {
 }
 
 /// One dial of one contact: a row of `call_attempts`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub id: Uuid,
     pub call_id: String,
@@ -70,6 +70,7 @@ pub struct Attempt {
     pub outcome: Option<Outcome>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
 }
 

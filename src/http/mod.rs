@@ -1,8 +1,11 @@
 //! The thin HTTP layer: routing, request limits and tracing. Handlers turn requests
 //! into calls on [`Providers`] and [`Store`] and their results into JSON.
 
+mod admin;
 mod error;
+mod extract;
 mod health;
+mod openapi;
 mod webhook;
 
 use std::sync::Arc;
@@ -15,11 +18,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use admin::{CallDetail, RegisteredCall};
 pub use error::ApiError;
+pub use openapi::ApiDoc;
 pub use webhook::ExternalUrl;
 
 use crate::domain::Provider;
 use crate::providers::Providers;
+use crate::secret::Secret;
 use crate::store::Store;
 
 /// Everything a handler needs; cheap to clone.
@@ -31,6 +37,8 @@ pub struct AppState {
     /// The provider of `POST /webhooks/telephony/events`.
     pub default_provider: Provider,
     pub max_body_bytes: usize,
+    /// Bearer tokens of the admin API; empty disables it.
+    pub admin_tokens: Arc<Vec<Secret>>,
 }
 
 pub struct Limits {
@@ -45,11 +53,22 @@ impl Default for Limits {
 
 pub fn router(state: AppState, limits: Limits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let admin = Router::new()
+        .route("/campaigns", post(admin::create_campaign))
+        .route("/campaigns/{id}/contacts", post(admin::add_contacts))
+        .route("/contacts/{id}", get(admin::get_contact))
+        .route("/calls", post(admin::register_call))
+        .route("/calls/{call_id}", get(admin::get_call))
+        .route("/calls/{call_id}/outcome", post(admin::record_outcome))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
     Router::new()
         .route("/webhooks/telephony/events", post(webhook::default_provider))
         .route("/webhooks/telephony/{provider}/events", post(webhook::named_provider))
+        .nest("/api/v1", admin)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
@@ -58,4 +77,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
 }

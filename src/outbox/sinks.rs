@@ -122,7 +122,7 @@ impl Sink for NatsSink {
     async fn deliver(&self, job: &OutboxJob) -> Result<(), SinkError> {
         let body = serde_json::to_vec(&envelope(job)).expect("JSON values serialise");
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", job.id.to_string().as_str());
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, job.id.to_string().as_str());
         let subject = format!("{}.{}", self.subject_prefix, job.kind);
         let ack = self
             .jetstream

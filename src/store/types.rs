@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::domain::{Attempt, Contact, Disposition, Provider};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewCampaign {
     pub name: String,
     #[serde(default)]
@@ -38,7 +38,7 @@ impl NewCampaign {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewContact {
     pub phone_number: String,
     #[serde(default)]
@@ -133,7 +133,7 @@ pub struct OutboxStats {
 }
 
 /// A row of `telephony_events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: Uuid,
     pub provider: Provider,
@@ -146,15 +146,17 @@ pub struct StoredEvent {
     pub occurred_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
     pub disposition: Disposition,
+    #[schema(value_type = Object)]
     pub payload: Value,
 }
 
 /// A row of `outbox`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutboxJob {
     pub id: Uuid,
     pub kind: String,
     pub idempotency_key: String,
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub status: String,
     pub attempts: i32,

@@ -26,7 +26,35 @@ use callhook::providers::Providers;
 use callhook::secret::Secret;
 use callhook::store::{NewCampaign, NewContact, PgStore, SqliteStore, Store};
 
+
+/// Generates a `sqlite` and a `postgres` test for each async fn taking the store.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::sqlite().await;
+                    super::$name(db.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::common::postgres().await else { return };
+                    super::$name(db.store.clone()).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
 pub const TOKEN: &str = "test-auth-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const HOST: &str = "callhook.test";
 
 /// A store under test and how to take it down.
@@ -46,6 +74,11 @@ impl TestDb {
         if let Some(s) = &self.sqlite {
             s.pool().close().await;
         }
+    }
+
+    /// The PostgreSQL pool of this test's schema.
+    pub fn pg_pool(&self) -> &sqlx::PgPool {
+        &self.pg.as_ref().expect("a PostgreSQL test db").1
     }
 
     pub async fn cleanup(self) {
@@ -115,6 +148,7 @@ pub fn app_with(store: Arc<dyn Store>, providers: Providers) -> Router {
         external_url: Arc::new(ExternalUrl::default()),
         default_provider: Provider::Twilio,
         max_body_bytes: 64 * 1024,
+        admin_tokens: Arc::new(vec![Secret::new(ADMIN_TOKEN)]),
     };
     router(state, Limits::default())
 }

@@ -1,0 +1,308 @@
+//! `callhook demo`: a small campaign played end to end on a temporary in-memory
+//! SQLite. It starts the real service (HTTP server, dispatcher, http sink) and a
+//! local stand-in for the dialogue orchestrator that checks the Standard Webhooks
+//! signature of every job it receives, then drives everything over HTTP exactly as
+//! a dialer and Twilio would, and prints the resulting state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use clap::Parser;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::config::{DemoArgs, ServeArgs};
+use crate::domain::Provider;
+use crate::outbox::standard_webhooks;
+use crate::providers::twilio::{self, Algorithm};
+use crate::store::{SqliteStore, Store};
+
+const AUTH_TOKEN: &str = "demo-twilio-auth-token";
+const ADMIN_TOKEN: &str = "demo-admin-token";
+
+#[derive(Parser)]
+struct ServeOnly {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The stand-in orchestrator: accepts only correctly signed jobs, once per id.
+#[derive(Clone, Default)]
+struct Orchestrator {
+    /// (webhook-id, job) in arrival order, each id once.
+    jobs: Arc<Mutex<Vec<(String, Value)>>>,
+    rejected: Arc<Mutex<usize>>,
+}
+
+async fn spawn_orchestrator(secret: String) -> anyhow::Result<(String, Orchestrator)> {
+    let orchestrator = Orchestrator::default();
+    let state = orchestrator.clone();
+    let key = standard_webhooks::secret_bytes(&secret);
+    let app = axum::Router::new().route(
+        "/dialogue",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            let key = key.clone();
+            async move {
+                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let (id, ts) = (h("webhook-id"), h("webhook-timestamp").parse::<i64>().unwrap_or(0));
+                let now = chrono::Utc::now().timestamp();
+                if !standard_webhooks::verify(&key, &id, ts, &body, &h("webhook-signature"), now, 300) {
+                    *state.rejected.lock().unwrap() += 1;
+                    return StatusCode::UNAUTHORIZED;
+                }
+                let job: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut jobs = state.jobs.lock().unwrap();
+                if !jobs.iter().any(|(seen, _)| *seen == id) {
+                    jobs.push((id, job));
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/dialogue", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, orchestrator))
+}
+
+/// The dialer's and the provider's side of the conversation, over HTTP.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    campaign_id: String,
+    tally: BTreeMap<String, usize>,
+    sent: usize,
+}
+
+impl Client {
+    async fn admin(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let res = self.http.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await?;
+        let status = res.status();
+        let body: Value = res.json().await?;
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn add_contact(&self, phone: &str, name: &str) -> anyhow::Result<String> {
+        let body = json!({"contacts": [{"phone_number": phone, "external_id": name}]});
+        let res = self.admin(&format!("/api/v1/campaigns/{}/contacts", self.campaign_id), body).await?;
+        Ok(res["contacts"][0]["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Registers an attempt; returns its call id and status callback URL.
+    async fn register(&self, contact_id: &str, call_id: Option<&str>) -> anyhow::Result<(String, String)> {
+        let res = self.admin("/api/v1/calls", json!({"contact_id": contact_id, "call_id": call_id})).await?;
+        Ok((res["call_id"].as_str().unwrap_or_default().into(), res["status_callback_url"].as_str().unwrap_or_default().into()))
+    }
+
+    /// Posts one Twilio status callback to `url`, signed as Twilio signs it.
+    async fn callback(&mut self, url: &str, call_sid: &str, status: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut fields: Vec<(String, String)> = [
+            ("AccountSid", "AC0000000000000000000000000000demo"),
+            ("CallSid", call_sid),
+            ("CallStatus", status),
+            ("Direction", "outbound-api"),
+            ("From", "+15005550006"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        fields.push(("Timestamp".into(), chrono::Utc::now().to_rfc2822()));
+        let signature = twilio::sign(Algorithm::HmacSha1, AUTH_TOKEN, url, &fields);
+        let res = self.http.post(url).header("x-twilio-signature", signature).form(&fields).send().await?;
+        let code = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !code.is_success() {
+            bail!("callback {status} for {call_sid} answered {code}: {body}");
+        }
+        let word = body["status"].as_str().unwrap_or("?").to_owned();
+        let word = if word == "ignored" { format!("ignored ({})", body["reason"].as_str().unwrap_or("?")) } else { word };
+        *self.tally.entry(word).or_default() += 1;
+        self.sent += 1;
+        Ok(())
+    }
+
+    async fn outcome(&self, call_id: &str, outcome: &str) -> anyhow::Result<()> {
+        self.admin(&format!("/api/v1/calls/{call_id}/outcome"), json!({ "outcome": outcome })).await.map(|_| ())
+    }
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if args.provider != Provider::Twilio {
+        bail!("the demo can play `twilio` callbacks; `{}` arrives with its adapter", args.provider);
+    }
+    let secret = format!("whsec_{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, uuid::Uuid::new_v4().as_bytes()));
+    let (sink_url, orchestrator) = spawn_orchestrator(secret.clone()).await?;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let serve = ServeOnly::try_parse_from([
+        "serve",
+        "--database-url=sqlite::memory:",
+        &format!("--twilio-auth-tokens={AUTH_TOKEN}"),
+        &format!("--admin-tokens={ADMIN_TOKEN}"),
+        "--sink=http",
+        &format!("--sink-http-url={sink_url}"),
+        &format!("--sink-http-secret={secret}"),
+        "--outbox-poll-ms=200",
+        "--outbox-backoff-ms=100",
+    ])?
+    .serve;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await?);
+    let running = super::start(&serve, store.clone(), listener).await?;
+    let base = format!("http://{}", running.addr);
+    println!("callhook demo: service on {base} (embedded SQLite in memory), dialogue orchestrator stand-in on {sink_url}\n");
+
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mut c = Client { http, base: base.clone(), campaign_id: String::new(), tally: BTreeMap::new(), sent: 0 };
+    let campaign = c.admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0})).await?;
+    c.campaign_id = campaign["id"].as_str().context("campaign id")?.to_owned();
+
+    let mut names = Vec::new();
+    let mut contact = |id: String, name: &str| {
+        names.push((id.clone(), name.to_owned()));
+        id
+    };
+
+    // Alice answers, talks, completes the survey.
+    let alice = contact(c.add_contact("+14155550101", "alice").await?, "alice");
+    let (call, url) = c.register(&alice, None).await?;
+    for s in ["initiated", "ringing"] {
+        c.callback(&url, "CA-alice-1", s, &[]).await?;
+    }
+    c.callback(&url, "CA-alice-1", "in-progress", &[("AnsweredBy", "human")]).await?;
+    c.callback(&url, "CA-alice-1", "completed", &[("CallDuration", "94")]).await?;
+    c.outcome(&call, "completed").await?;
+
+    // Bob does not answer, is retried, answers and refuses.
+    let bob = contact(c.add_contact("+14155550102", "bob").await?, "bob");
+    let (_, url) = c.register(&bob, None).await?;
+    c.callback(&url, "CA-bob-1", "ringing", &[]).await?;
+    c.callback(&url, "CA-bob-1", "no-answer", &[]).await?;
+    let (call, url) = c.register(&bob, None).await?;
+    c.callback(&url, "CA-bob-2", "in-progress", &[]).await?;
+    c.callback(&url, "CA-bob-2", "completed", &[("CallDuration", "31")]).await?;
+    c.outcome(&call, "refused").await?;
+
+    // Carol is busy on both attempts: not reached.
+    let carol = contact(c.add_contact("+14155550103", "carol").await?, "carol");
+    for attempt in 1..=2 {
+        let (_, url) = c.register(&carol, None).await?;
+        c.callback(&url, &format!("CA-carol-{attempt}"), "busy", &[("SipResponseCode", "486")]).await?;
+    }
+
+    // Dave's callbacks arrive duplicated and out of order.
+    let dave = contact(c.add_contact("+14155550104", "dave").await?, "dave");
+    let (call, url) = c.register(&dave, None).await?;
+    for s in ["ringing", "in-progress", "in-progress", "initiated", "completed", "completed"] {
+        c.callback(&url, "CA-dave-1", s, &[]).await?;
+    }
+    c.outcome(&call, "completed").await?;
+
+    // Erin's voicemail picks up: no dialogue, retry scheduled.
+    let erin = contact(c.add_contact("+14155550105", "erin").await?, "erin");
+    let (_, url) = c.register(&erin, None).await?;
+    c.callback(&url, "CA-erin-1", "in-progress", &[("AnsweredBy", "machine_start")]).await?;
+    c.callback(&url, "CA-erin-1", "completed", &[("AnsweredBy", "machine_start"), ("CallDuration", "5")]).await?;
+
+    // Frank's first callbacks arrive before the dialer registers the call.
+    let frank = contact(c.add_contact("+14155550106", "frank").await?, "frank");
+    let early = format!("{base}/webhooks/telephony/twilio/events?call_id=frank-1&campaign_id={}&contact_id={frank}", c.campaign_id);
+    c.callback(&early, "CA-frank-1", "ringing", &[]).await?;
+    c.callback(&early, "CA-frank-1", "in-progress", &[]).await?;
+    let (call, _) = c.register(&frank, Some("frank-1")).await?;
+    c.callback(&early, "CA-frank-1", "completed", &[("CallDuration", "60")]).await?;
+    c.outcome(&call, "completed").await?;
+
+    // Wait for the dispatcher to drain the outbox into the orchestrator.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while store.outbox_stats().await?.pending > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report(&c, &store, &names, &orchestrator).await?;
+    running.stop().await
+}
+
+async fn report(
+    c: &Client,
+    store: &Arc<dyn Store>,
+    names: &[(String, String)],
+    orchestrator: &Orchestrator,
+) -> anyhow::Result<()> {
+    let tally: Vec<String> = c.tally.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!("Signed callbacks sent: {} ({})\n", c.sent, tally.join(", "));
+
+    println!("CALLS");
+    println!("  {:<7} {:<3} {:<38} {:<10} {:<10} {:<15} events", "contact", "#", "call_id", "status", "outcome", "answered_by");
+    let mut attempts = vec![];
+    for job in store.events(10_000).await? {
+        if let Some(call_id) = job.call_id {
+            if !attempts.contains(&call_id) {
+                attempts.push(call_id);
+            }
+        }
+    }
+    for call_id in &attempts {
+        let Some(a) = store.attempt(call_id).await? else { continue };
+        let events = store.events_for_call(call_id).await?;
+        let mut dispositions: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &events {
+            *dispositions.entry(e.disposition.to_string()).or_default() += 1;
+        }
+        let dispositions: Vec<String> = dispositions.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!(
+            "  {:<7} {:<3} {:<38} {:<10} {:<10} {:<15} {}",
+            name_of(names, &a.contact_id.to_string()),
+            a.attempt_number,
+            a.call_id,
+            a.status,
+            a.outcome.map_or("-".into(), |o| o.to_string()),
+            a.answered_by.as_deref().unwrap_or("-"),
+            dispositions.join(", ")
+        );
+    }
+
+    println!("\nCONTACTS");
+    println!("  {:<7} {:<13} {:<12} {:<9} {:<13} next_attempt_at", "name", "phone", "state", "attempts", "last_outcome");
+    for (id, name) in names.iter() {
+        let Some(ct) = store.contact(id.parse()?).await? else { continue };
+        println!(
+            "  {:<7} {:<13} {:<12} {:<9} {:<13} {}",
+            name,
+            ct.phone_number,
+            ct.state,
+            ct.attempts_count,
+            ct.last_outcome.map_or("-".into(), |o| o.to_string()),
+            ct.next_attempt_at.map_or("-".into(), |t| t.format("%H:%M:%S").to_string())
+        );
+    }
+
+    let jobs = orchestrator.jobs.lock().unwrap().clone();
+    println!("\nDELIVERED TO THE DIALOGUE ORCHESTRATOR (http sink, Standard Webhooks signature verified on receipt)");
+    for (_, job) in &jobs {
+        let data = &job["data"];
+        let who = name_of(names, data["contact_id"].as_str().unwrap_or_default());
+        let call = data["call_id"].as_str().unwrap_or("-");
+        println!("  {:<20} {:<7} {}", job["type"].as_str().unwrap_or("?"), who, call);
+    }
+    let stats = store.outbox_stats().await?;
+    println!(
+        "\nOutbox: {} delivered, {} pending, {} dead; receiver rejected {} unsigned or forged deliveries.",
+        stats.done,
+        stats.pending,
+        stats.dead,
+        orchestrator.rejected.lock().unwrap()
+    );
+    Ok(())
+}
+
+fn name_of<'a>(names: &'a [(String, String)], contact_id: &str) -> &'a str {
+    names.iter().find(|(id, _)| id == contact_id).map_or("?", |(_, name)| name.as_str())
+}

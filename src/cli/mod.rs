@@ -1,0 +1,126 @@
+//! The `callhook` subcommands. `main.rs` only parses flags and calls in here, so the
+//! demo and the tests start the service exactly as `callhook serve` does.
+
+mod demo;
+mod inspect;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use demo::demo;
+pub use inspect::{calls_show, events_replay, outbox_list, outbox_retry};
+
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::outbox::Dispatcher;
+use crate::store::{self, Store};
+
+pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(&args.database_url, args.db_max_connections)
+        .await
+        .with_context(|| "could not open the database (check DATABASE_URL)")
+}
+
+pub async fn migrate(args: &DatabaseArgs) -> anyhow::Result<()> {
+    let store = open(args).await?;
+    store.migrate().await?;
+    println!("migrations applied ({})", store.backend());
+    Ok(())
+}
+
+/// A service started by [`start`]: the HTTP server and the outbox dispatcher.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, then lets the dispatcher finish
+    /// its round and stop.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        if let Some(dispatcher) = self.dispatcher {
+            dispatcher.await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves when the server stops by itself (it only does on error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// Starts the service on `listener` over `store` (migrated unless told not to).
+pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListener) -> anyhow::Result<Running> {
+    if !args.no_migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+    let state = args.app_state(store.clone());
+    if state.providers.insecure_skip_verification {
+        tracing::warn!("signature verification is DISABLED: anyone can post callbacks. Never run this in production.");
+    } else if state.providers.twilio.auth_tokens.is_empty() && state.providers.twilio.shared_keys.is_empty() {
+        tracing::warn!("no Twilio credentials configured (CALLHOOK_TWILIO_AUTH_TOKENS): Twilio callbacks will be refused with 403");
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let dispatcher = if args.outbox.no_dispatcher {
+        None
+    } else {
+        let sink = args.outbox.sink().await.context("configuring the outbox sink")?;
+        let dispatcher = Dispatcher::new(store.clone(), sink, args.outbox.dispatcher_config());
+        Some(tokio::spawn(dispatcher.run(shutdown_rx.clone())))
+    };
+    let app = crate::http::router(state, args.limits());
+    let addr = listener.local_addr()?;
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, store = store.backend(), "callhook ready");
+    Ok(Running { addr, store, shutdown, server, dispatcher })
+}
+
+/// `callhook serve`: runs until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = open(&args.database).await?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
+    let mut running = start(&args, store, listener).await?;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = running.wait() => anyhow::bail!("the HTTP server stopped unexpectedly"),
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
