@@ -146,10 +146,9 @@ pub async fn register_call(
     };
     let registered = app.store.register_attempt(new).await?;
     let a = &registered.attempt;
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
     let path = format!(
         "/webhooks/telephony/{provider}/events?call_id={}&campaign_id={}&contact_id={}",
-        enc(&a.call_id),
+        crate::providers::form::encode_component(&a.call_id),
         a.campaign_id,
         a.contact_id
     );

@@ -3,7 +3,7 @@
 //! not UTF-8 instead of silently replacing them, because the decoded fields feed
 //! signature checks and are stored as the event's payload.
 
-use percent_encoding::percent_decode;
+use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 
 /// Decoded name/value pairs in the order they were sent.
@@ -34,6 +34,14 @@ fn decode_component(raw: &[u8]) -> Result<String, FormError> {
     String::from_utf8(bytes).map_err(|_| {
         FormError(format!("form field `{}` is not valid UTF-8", String::from_utf8_lossy(raw)))
     })
+}
+
+/// Everything but RFC 3986's unreserved characters is escaped.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes a query-string or form component.
+pub fn encode_component(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
 }
 
 /// The first value of `name`, if sent.

@@ -142,13 +142,21 @@ pub fn app(store: Arc<dyn Store>) -> Router {
 }
 
 pub fn app_with(store: Arc<dyn Store>, providers: Providers) -> Router {
+    build(store, providers, vec![Secret::new(ADMIN_TOKEN)])
+}
+
+pub fn app_with_admin(store: Arc<dyn Store>, admin_tokens: Vec<Secret>) -> Router {
+    build(store, providers(), admin_tokens)
+}
+
+fn build(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> Router {
     let state = AppState {
         store,
         providers: Arc::new(providers),
         external_url: Arc::new(ExternalUrl::default()),
         default_provider: Provider::Twilio,
         max_body_bytes: 64 * 1024,
-        admin_tokens: Arc::new(vec![Secret::new(ADMIN_TOKEN)]),
+        admin_tokens: Arc::new(admin_tokens),
     };
     router(state, Limits::default())
 }
