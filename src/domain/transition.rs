@@ -7,8 +7,8 @@
 //!   statuses share the top rank, so the first terminal event wins for good.
 //! - The very first `call.initiated` applies even though a registered attempt already
 //!   sits in `initiated`: it is what records the provider's call id and raw status.
-//! - A late `call.answered` still fills a missing `answered_at` (and `answered_by`),
-//!   but changes nothing else and starts nothing.
+//! - A late `call.answered` still fills a missing `answered_at` and `answered_by`
+//!   (the answering-machine verdict), but changes nothing else and starts nothing.
 //! - A completed call that a machine or fax answered counts as `no_answer`.
 //! - Contacts that are not open (`completed`, `refused`, `excluded`, `not_reached`)
 //!   are never touched by a callback.
@@ -67,8 +67,13 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
         next.provider_call_id = Some(event.provider_call_id.clone());
     }
     if !forward {
-        if event_type == EventType::Answered && next.answered_at.is_none() {
-            next.answered_at = Some(event.at());
+        if event_type == EventType::Answered {
+            if next.answered_at.is_none() {
+                next.answered_at = Some(event.at());
+            }
+            // Providers that report answering-machine detection in its own event
+            // after the answer (Telnyx, Vonage) arrive here; the verdict is kept so
+            // the call's end can count a machine as `no_answer`.
             if next.answered_by.is_none() {
                 next.answered_by.clone_from(&event.answered_by);
             }

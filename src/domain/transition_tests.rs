@@ -164,6 +164,19 @@ fn terminal_is_final_and_late_answer_only_fills_the_timestamp() {
 }
 
 #[test]
+fn a_separate_machine_detection_event_makes_the_end_count_as_no_answer() {
+    let mut amd = event(EventType::Answered, 8);
+    amd.answered_by = Some("machine".into());
+    amd.dedupe_key = "telnyx:amd".into();
+    let (a, c, jobs) = run(&[event(EventType::Answered, 5), amd, event(EventType::Completed, 30)], contact(1));
+    assert_eq!(a.answered_at, Some(t(5)), "the first answer's time stays");
+    assert_eq!(a.answered_by.as_deref(), Some("machine"));
+    assert_eq!(a.outcome, Some(Outcome::NoAnswer));
+    assert_eq!(c.state, ContactState::Pending);
+    assert_eq!(jobs.len(), 1, "the dialogue had already been started at the answer");
+}
+
+#[test]
 fn closed_contacts_are_never_changed() {
     for state in [ContactState::Completed, ContactState::Refused, ContactState::Excluded, ContactState::NotReached] {
         let mut c = contact(3);
