@@ -11,7 +11,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::domain::Provider;
 use crate::http::{AppState, ExternalUrl, Limits};
 use crate::outbox::{DispatcherConfig, HttpSink, LogSink, NatsSink, Sink, SinkError};
+use crate::providers::plivo::PlivoConfig;
+use crate::providers::telnyx::TelnyxConfig;
 use crate::providers::twilio::TwilioConfig;
+use crate::providers::vonage::VonageConfig;
 use crate::providers::Providers;
 use crate::secret::Secret;
 use crate::store::Store;
@@ -222,6 +225,18 @@ pub struct ServeArgs {
     /// Twilio webhook shared key secret(s) (`X-Twilio-Webhooks-Signature-Settings`).
     #[arg(long, env = "CALLHOOK_TWILIO_SHARED_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub twilio_shared_keys: Vec<Secret>,
+    /// SignalWire project signing key(s), comma-separated.
+    #[arg(long, env = "CALLHOOK_SIGNALWIRE_SIGNING_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub signalwire_signing_keys: Vec<Secret>,
+    /// Telnyx public key(s) (base64 Ed25519), comma-separated.
+    #[arg(long, env = "CALLHOOK_TELNYX_PUBLIC_KEYS", value_delimiter = ',')]
+    pub telnyx_public_keys: Vec<String>,
+    /// Vonage signature secret(s), comma-separated.
+    #[arg(long, env = "CALLHOOK_VONAGE_SIGNATURE_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub vonage_signature_secrets: Vec<Secret>,
+    /// Plivo auth token(s), comma-separated.
+    #[arg(long, env = "CALLHOOK_PLIVO_AUTH_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub plivo_auth_tokens: Vec<Secret>,
     /// DANGER: accept callbacks without checking signatures. Logs a warning on every request.
     #[arg(long, env = "CALLHOOK_INSECURE_SKIP_SIGNATURE_VERIFICATION")]
     pub insecure_skip_signature_verification: bool,
@@ -243,8 +258,30 @@ impl ServeArgs {
                 auth_tokens: non_empty(&self.twilio_auth_tokens),
                 shared_keys: non_empty(&self.twilio_shared_keys),
             },
+            signalwire: TwilioConfig { auth_tokens: non_empty(&self.signalwire_signing_keys), shared_keys: vec![] },
+            telnyx: TelnyxConfig {
+                public_keys: self.telnyx_public_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+            },
+            vonage: VonageConfig { signature_secrets: non_empty(&self.vonage_signature_secrets) },
+            plivo: PlivoConfig { auth_tokens: non_empty(&self.plivo_auth_tokens) },
             insecure_skip_verification: self.insecure_skip_signature_verification,
         }
+    }
+
+    /// Configuration mistakes worth refusing to start over.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = vec![];
+        for key in &self.providers().telnyx.public_keys {
+            if crate::providers::telnyx::parse_key(key).is_none() {
+                problems.push(format!("CALLHOOK_TELNYX_PUBLIC_KEYS: `{key}` is not a base64 Ed25519 public key"));
+            }
+        }
+        if let Some(url) = &self.public_base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("CALLHOOK_PUBLIC_BASE_URL must start with http:// or https://, got `{url}`"));
+            }
+        }
+        problems
     }
 
     pub fn app_state(&self, store: Arc<dyn Store>) -> AppState {

@@ -18,17 +18,22 @@ fn callhook(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn demo_plays_a_campaign_and_reports_consistent_state() {
-    let (ok, out, err) = callhook(&["demo"]);
-    assert!(ok, "demo failed: {err}\n{out}");
-    let line = |needle: &str| out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in\n{out}")).to_owned();
-    assert!(line("Signed callbacks sent").contains("2 deferred"), "{out}");
-    assert!(line("Signed callbacks sent").contains("2 duplicate"), "{out}");
-    assert!(line("carol   +1").contains("not_reached"), "{out}");
-    assert!(line("erin    +1").contains("pending"), "{out}");
-    assert!(line("bob     +1").contains("refused"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.trim_start().starts_with("dialogue.start")).count(), 4, "{out}");
-    assert!(line("Outbox:").contains("9 delivered, 0 pending, 0 dead; receiver rejected 0"), "{out}");
+fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {
+    for provider in ["twilio", "telnyx", "vonage", "plivo", "signalwire"] {
+        let (ok, out, err) = callhook(&["demo", "--provider", provider]);
+        assert!(ok, "demo {provider} failed: {err}\n{out}");
+        let line = |needle: &str| {
+            out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{provider}: no line with {needle:?} in\n{out}")).to_owned()
+        };
+        assert!(line("Signed callbacks sent").contains("2 deferred, 2 duplicate, 1 ignored (stale)"), "{out}");
+        assert!(line("carol   +1").contains("not_reached"), "{out}");
+        assert!(line("erin    +1").contains("pending"), "{out}");
+        assert!(line("bob     +1").contains("refused"), "{out}");
+        assert_eq!(out.lines().filter(|l| l.trim_start().starts_with("dialogue.start")).count(), 4, "{out}");
+        assert!(line("Outbox:").contains("9 delivered, 0 pending, 0 dead; receiver rejected 0"), "{out}");
+    }
+    let (ok, _, err) = callhook(&["demo", "--provider", "acme"]);
+    assert!(!ok && err.contains("unknown provider"), "{err}");
 }
 
 #[tokio::test]

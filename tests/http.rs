@@ -124,12 +124,13 @@ fn futures_stream(body: String) -> impl futures_util::Stream<Item = Result<bytes
 }
 
 #[tokio::test]
-async fn unknown_provider_is_404_and_unimplemented_ones_say_so() {
+async fn unknown_provider_is_404() {
     let (db, app, call_id) = setup().await;
     let (code, res) = send(&app, signed("/webhooks/telephony/acme/events", &fields(&[("CallSid", "CA1")]))).await;
     assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_provider")));
+    // Telnyx speaks JSON: a form body is refused before anything else.
     let (code, res) = send(&app, signed("/webhooks/telephony/telnyx/events", &fields(&[("CallSid", "CA1")]))).await;
-    assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unsupported_provider")));
+    assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
     assert_untouched(&db.store, &call_id).await;
 }
 

@@ -1,5 +1,5 @@
-//! `callhook demo`: a small campaign played end to end on a temporary in-memory
-//! SQLite. It starts the real service (HTTP server, dispatcher, http sink) and a
+//! `callhook demo [--provider NAME]`: a small campaign played end to end on a
+//! temporary in-memory SQLite, with any provider's callbacks. It starts the real service (HTTP server, dispatcher, http sink) and a
 //! local stand-in for the dialogue orchestrator that checks the Standard Webhooks
 //! signature of every job it receives, then drives everything over HTTP exactly as
 //! a dialer and Twilio would, and prints the resulting state.
@@ -16,12 +16,11 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::config::{DemoArgs, ServeArgs};
-use crate::domain::Provider;
+use crate::domain::{EventType, Provider};
 use crate::outbox::standard_webhooks;
-use crate::providers::twilio::{self, Algorithm};
+use crate::providers::simulate::{Callback, Signer};
 use crate::store::{SqliteStore, Store};
 
-const AUTH_TOKEN: &str = "demo-twilio-auth-token";
 const ADMIN_TOKEN: &str = "demo-admin-token";
 
 #[derive(Parser)]
@@ -74,6 +73,8 @@ async fn spawn_orchestrator(secret: String) -> anyhow::Result<(String, Orchestra
 struct Client {
     http: reqwest::Client,
     base: String,
+    provider: Provider,
+    signer: Signer,
     campaign_id: String,
     tally: BTreeMap<String, usize>,
     sent: usize,
@@ -98,30 +99,27 @@ impl Client {
 
     /// Registers an attempt; returns its call id and status callback URL.
     async fn register(&self, contact_id: &str, call_id: Option<&str>) -> anyhow::Result<(String, String)> {
-        let res = self.admin("/api/v1/calls", json!({"contact_id": contact_id, "call_id": call_id})).await?;
+        let res = self.admin("/api/v1/calls", json!({"contact_id": contact_id, "call_id": call_id, "provider": self.provider})).await?;
         Ok((res["call_id"].as_str().unwrap_or_default().into(), res["status_callback_url"].as_str().unwrap_or_default().into()))
     }
 
-    /// Posts one Twilio status callback to `url`, signed as Twilio signs it.
-    async fn callback(&mut self, url: &str, call_sid: &str, status: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
-        let mut fields: Vec<(String, String)> = [
-            ("AccountSid", "AC0000000000000000000000000000demo"),
-            ("CallSid", call_sid),
-            ("CallStatus", status),
-            ("Direction", "outbound-api"),
-            ("From", "+15005550006"),
-        ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        fields.push(("Timestamp".into(), chrono::Utc::now().to_rfc2822()));
-        let signature = twilio::sign(Algorithm::HmacSha1, AUTH_TOKEN, url, &fields);
-        let res = self.http.post(url).header("x-twilio-signature", signature).form(&fields).send().await?;
+    /// Posts one status callback to `url`, shaped and signed as the provider does.
+    async fn callback(&mut self, url: &str, call: &str, event: EventType, answered_by: Option<&str>, duration: Option<i32>) -> anyhow::Result<()> {
+        if self.provider == Provider::Telnyx && event == EventType::Ringing {
+            return Ok(()); // Telnyx reports no ringing.
+        }
+        let provider_call_id = format!("{}-{call}", self.provider);
+        let cb = Callback { provider_call_id: &provider_call_id, event: Some(event), answered_by, duration_seconds: duration };
+        let signed = self.signer.callback(self.provider, url, &cb, chrono::Utc::now().timestamp());
+        let mut req = self.http.post(url).header("content-type", signed.content_type).body(signed.body);
+        for (name, value) in signed.headers {
+            req = req.header(name, value);
+        }
+        let res = req.send().await?;
         let code = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !code.is_success() {
-            bail!("callback {status} for {call_sid} answered {code}: {body}");
+            bail!("callback {event} for {provider_call_id} answered {code}: {body}");
         }
         let word = body["status"].as_str().unwrap_or("?").to_owned();
         let word = if word == "ignored" { format!("ignored ({})", body["reason"].as_str().unwrap_or("?")) } else { word };
@@ -136,35 +134,51 @@ impl Client {
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    if args.provider != Provider::Twilio {
-        bail!("the demo can play `twilio` callbacks; `{}` arrives with its adapter", args.provider);
-    }
+    let provider = args.provider;
+    let signer = Signer::from_seed(&uuid::Uuid::new_v4().to_string());
     let secret = format!("whsec_{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, uuid::Uuid::new_v4().as_bytes()));
     let (sink_url, orchestrator) = spawn_orchestrator(secret.clone()).await?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let serve = ServeOnly::try_parse_from([
-        "serve",
-        "--database-url=sqlite::memory:",
-        &format!("--twilio-auth-tokens={AUTH_TOKEN}"),
-        &format!("--admin-tokens={ADMIN_TOKEN}"),
-        "--sink=http",
-        &format!("--sink-http-url={sink_url}"),
-        &format!("--sink-http-secret={secret}"),
-        "--outbox-poll-ms=200",
-        "--outbox-backoff-ms=100",
+        "serve".to_owned(),
+        "--database-url=sqlite::memory:".to_owned(),
+        format!("--twilio-auth-tokens={}", signer.twilio_token),
+        format!("--signalwire-signing-keys={}", signer.signalwire_key),
+        format!("--telnyx-public-keys={}", signer.telnyx_public_key()),
+        format!("--vonage-signature-secrets={}", signer.vonage_secret),
+        format!("--plivo-auth-tokens={}", signer.plivo_token),
+        format!("--admin-tokens={ADMIN_TOKEN}"),
+        "--sink=http".to_owned(),
+        format!("--sink-http-url={sink_url}"),
+        format!("--sink-http-secret={secret}"),
+        "--outbox-poll-ms=200".to_owned(),
+        "--outbox-backoff-ms=100".to_owned(),
     ])?
     .serve;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await?);
     let running = super::start(&serve, store.clone(), listener).await?;
     let base = format!("http://{}", running.addr);
-    println!("callhook demo: service on {base} (embedded SQLite in memory), dialogue orchestrator stand-in on {sink_url}\n");
+    println!("callhook demo: {provider} callbacks into {base} (embedded SQLite in memory); dialogue orchestrator stand-in on {sink_url}\n");
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let mut c = Client { http, base: base.clone(), campaign_id: String::new(), tally: BTreeMap::new(), sent: 0 };
+    let mut c = Client { http, base: base.clone(), provider, signer, campaign_id: String::new(), tally: BTreeMap::new(), sent: 0 };
     let campaign = c.admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0})).await?;
     c.campaign_id = campaign["id"].as_str().context("campaign id")?.to_owned();
+    let names = play(&mut c).await?;
 
+    // Wait for the dispatcher to drain the outbox into the orchestrator.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while store.outbox_stats().await?.pending > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report(&c, &store, &names, &orchestrator).await?;
+    running.stop().await
+}
+
+/// The scenario; returns (contact id, name) in order.
+async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
+    use EventType::*;
     let mut names = Vec::new();
     let mut contact = |id: String, name: &str| {
         names.push((id.clone(), name.to_owned()));
@@ -174,60 +188,55 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // Alice answers, talks, completes the survey.
     let alice = contact(c.add_contact("+14155550101", "alice").await?, "alice");
     let (call, url) = c.register(&alice, None).await?;
-    for s in ["initiated", "ringing"] {
-        c.callback(&url, "CA-alice-1", s, &[]).await?;
-    }
-    c.callback(&url, "CA-alice-1", "in-progress", &[("AnsweredBy", "human")]).await?;
-    c.callback(&url, "CA-alice-1", "completed", &[("CallDuration", "94")]).await?;
+    c.callback(&url, "alice-1", Initiated, None, None).await?;
+    c.callback(&url, "alice-1", Ringing, None, None).await?;
+    c.callback(&url, "alice-1", Answered, Some("human"), None).await?;
+    c.callback(&url, "alice-1", Completed, None, Some(94)).await?;
     c.outcome(&call, "completed").await?;
 
     // Bob does not answer, is retried, answers and refuses.
     let bob = contact(c.add_contact("+14155550102", "bob").await?, "bob");
     let (_, url) = c.register(&bob, None).await?;
-    c.callback(&url, "CA-bob-1", "ringing", &[]).await?;
-    c.callback(&url, "CA-bob-1", "no-answer", &[]).await?;
+    c.callback(&url, "bob-1", Ringing, None, None).await?;
+    c.callback(&url, "bob-1", NoAnswer, None, None).await?;
     let (call, url) = c.register(&bob, None).await?;
-    c.callback(&url, "CA-bob-2", "in-progress", &[]).await?;
-    c.callback(&url, "CA-bob-2", "completed", &[("CallDuration", "31")]).await?;
+    c.callback(&url, "bob-2", Answered, None, None).await?;
+    c.callback(&url, "bob-2", Completed, None, Some(31)).await?;
     c.outcome(&call, "refused").await?;
 
     // Carol is busy on both attempts: not reached.
     let carol = contact(c.add_contact("+14155550103", "carol").await?, "carol");
     for attempt in 1..=2 {
         let (_, url) = c.register(&carol, None).await?;
-        c.callback(&url, &format!("CA-carol-{attempt}"), "busy", &[("SipResponseCode", "486")]).await?;
+        c.callback(&url, &format!("carol-{attempt}"), Busy, None, None).await?;
     }
 
     // Dave's callbacks arrive duplicated and out of order.
     let dave = contact(c.add_contact("+14155550104", "dave").await?, "dave");
     let (call, url) = c.register(&dave, None).await?;
-    for s in ["ringing", "in-progress", "in-progress", "initiated", "completed", "completed"] {
-        c.callback(&url, "CA-dave-1", s, &[]).await?;
+    for (event, duration) in [(Answered, None), (Answered, None), (Initiated, None), (Completed, Some(48)), (Completed, Some(48))] {
+        c.callback(&url, "dave-1", event, None, duration).await?;
     }
     c.outcome(&call, "completed").await?;
 
     // Erin's voicemail picks up: no dialogue, retry scheduled.
     let erin = contact(c.add_contact("+14155550105", "erin").await?, "erin");
     let (_, url) = c.register(&erin, None).await?;
-    c.callback(&url, "CA-erin-1", "in-progress", &[("AnsweredBy", "machine_start")]).await?;
-    c.callback(&url, "CA-erin-1", "completed", &[("AnsweredBy", "machine_start"), ("CallDuration", "5")]).await?;
+    c.callback(&url, "erin-1", Answered, Some("machine"), None).await?;
+    c.callback(&url, "erin-1", Completed, Some("machine"), Some(5)).await?;
 
     // Frank's first callbacks arrive before the dialer registers the call.
     let frank = contact(c.add_contact("+14155550106", "frank").await?, "frank");
-    let early = format!("{base}/webhooks/telephony/twilio/events?call_id=frank-1&campaign_id={}&contact_id={frank}", c.campaign_id);
-    c.callback(&early, "CA-frank-1", "ringing", &[]).await?;
-    c.callback(&early, "CA-frank-1", "in-progress", &[]).await?;
+    let early = format!(
+        "{}/webhooks/telephony/{}/events?call_id=frank-1&campaign_id={}&contact_id={frank}",
+        c.base, c.provider, c.campaign_id
+    );
+    c.callback(&early, "frank-1", Initiated, None, None).await?;
+    c.callback(&early, "frank-1", Answered, None, None).await?;
     let (call, _) = c.register(&frank, Some("frank-1")).await?;
-    c.callback(&early, "CA-frank-1", "completed", &[("CallDuration", "60")]).await?;
+    c.callback(&early, "frank-1", Completed, None, Some(60)).await?;
     c.outcome(&call, "completed").await?;
-
-    // Wait for the dispatcher to drain the outbox into the orchestrator.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while store.outbox_stats().await?.pending > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    report(&c, &store, &names, &orchestrator).await?;
-    running.stop().await
+    Ok(names)
 }
 
 async fn report(

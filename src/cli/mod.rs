@@ -64,11 +64,20 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
     if !args.no_migrate {
         store.migrate().await.context("applying migrations")?;
     }
+    let problems = args.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
     let state = args.app_state(store.clone());
     if state.providers.insecure_skip_verification {
         tracing::warn!("signature verification is DISABLED: anyone can post callbacks. Never run this in production.");
-    } else if state.providers.twilio.auth_tokens.is_empty() && state.providers.twilio.shared_keys.is_empty() {
-        tracing::warn!("no Twilio credentials configured (CALLHOOK_TWILIO_AUTH_TOKENS): Twilio callbacks will be refused with 403");
+    } else {
+        let configured = state.providers.configured();
+        if configured.is_empty() {
+            tracing::warn!("no provider credentials configured (e.g. CALLHOOK_TWILIO_AUTH_TOKENS): every callback will be refused with 403");
+        } else {
+            tracing::info!(providers = ?configured.iter().map(|p| p.as_str()).collect::<Vec<_>>(), "verifying callbacks");
+        }
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let dispatcher = if args.outbox.no_dispatcher {

@@ -4,7 +4,11 @@
 //! unverified request cannot reach the core.
 
 pub mod form;
+pub mod plivo;
+pub mod simulate;
+pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -110,11 +114,31 @@ impl Correlation {
     }
 }
 
+/// A JSON body that must be an object (Telnyx, Vonage).
+fn json_object(request: &InboundRequest) -> Result<serde_json::Value, WebhookError> {
+    match request.media_type().as_deref() {
+        Some("application/json") => {}
+        other => return Err(WebhookError::UnsupportedMediaType(other.unwrap_or("none").to_owned())),
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&request.body).map_err(|e| WebhookError::Malformed(format!("invalid JSON: {e}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(WebhookError::Malformed("JSON body must be an object".into()))
+    }
+}
+
 /// Every provider's credentials and the insecure switch: turns raw requests into
 /// events.
 #[derive(Debug, Clone, Default)]
 pub struct Providers {
     pub twilio: twilio::TwilioConfig,
+    /// SignalWire project signing keys (in `auth_tokens`).
+    pub signalwire: twilio::TwilioConfig,
+    pub telnyx: telnyx::TelnyxConfig,
+    pub vonage: vonage::VonageConfig,
+    pub plivo: plivo::PlivoConfig,
     /// Skip signature checks entirely. Only for local experiments; warned about at
     /// start and on every request.
     pub insecure_skip_verification: bool,
@@ -128,17 +152,58 @@ impl Providers {
         request: InboundRequest,
         received_at: DateTime<Utc>,
     ) -> Result<CallEvent, WebhookError> {
-        match provider {
-            Provider::Twilio => {
-                let verified = if self.insecure_skip_verification {
-                    let body = twilio::decode_body(&request)?;
-                    Verified::new(request, body)
-                } else {
-                    twilio::verify(&self.twilio, request)?
-                };
-                twilio::parse(verified, received_at)
-            }
-            other => Err(WebhookError::UnsupportedProvider(other.to_string())),
+        let insecure = self.insecure_skip_verification;
+        // Without verification the body is still decoded the way the verifier would.
+        fn unchecked<T>(request: InboundRequest, decode: fn(&InboundRequest) -> Result<T, WebhookError>) -> Result<Verified<T>, WebhookError> {
+            let body = decode(&request)?;
+            Ok(Verified::new(request, body))
         }
+        match provider {
+            Provider::Twilio | Provider::SignalWire => {
+                let (scheme, config) = if provider == Provider::Twilio {
+                    (&twilio::TWILIO, &self.twilio)
+                } else {
+                    (&twilio::SIGNALWIRE, &self.signalwire)
+                };
+                let verified =
+                    if insecure { unchecked(request, twilio::decode_body)? } else { twilio::verify_scheme(scheme, config, request)? };
+                twilio::parse_scheme(scheme, verified, received_at)
+            }
+            Provider::Telnyx => {
+                let verified =
+                    if insecure { unchecked(request, telnyx::decode_body)? } else { telnyx::verify(&self.telnyx, request, received_at)? };
+                telnyx::parse(verified, received_at)
+            }
+            Provider::Vonage => {
+                let verified =
+                    if insecure { unchecked(request, vonage::decode_body)? } else { vonage::verify(&self.vonage, request, received_at)? };
+                vonage::parse(verified, received_at)
+            }
+            Provider::Plivo => {
+                let verified = if insecure { unchecked(request, plivo::decode_body)? } else { plivo::verify(&self.plivo, request)? };
+                plivo::parse(verified, received_at)
+            }
+        }
+    }
+
+    /// Providers with at least one credential configured.
+    pub fn configured(&self) -> Vec<Provider> {
+        let mut out = vec![];
+        if !self.twilio.auth_tokens.is_empty() || !self.twilio.shared_keys.is_empty() {
+            out.push(Provider::Twilio);
+        }
+        if !self.signalwire.auth_tokens.is_empty() {
+            out.push(Provider::SignalWire);
+        }
+        if !self.telnyx.public_keys.is_empty() {
+            out.push(Provider::Telnyx);
+        }
+        if !self.vonage.signature_secrets.is_empty() {
+            out.push(Provider::Vonage);
+        }
+        if !self.plivo.auth_tokens.is_empty() {
+            out.push(Provider::Plivo);
+        }
+        out
     }
 }

@@ -1,5 +1,6 @@
 //! Twilio status callbacks: `X-Twilio-Signature` verification (SPEC §3) and the
-//! `CallStatus` → event mapping (SPEC §2).
+//! `CallStatus` → event mapping (SPEC §2). SignalWire's compatibility API speaks the
+//! same format and is served by the same code through its own [`Scheme`].
 //!
 //! The signed string is the requested URL followed by every form field name and
 //! value, names sorted, a repeated name's values sorted and de-duplicated (as
@@ -24,6 +25,29 @@ use crate::secret::Secret;
 
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 pub const SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
+
+/// What differs between Twilio and a Twilio-compatible provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheme {
+    pub provider: Provider,
+    pub signature_header: &'static str,
+    /// Twilio sorts (and de-duplicates) a repeated field's values before signing;
+    /// SignalWire signs them in the order they were sent.
+    pub sort_repeated_values: bool,
+    /// Twilio's shared-key scheme (`X-Twilio-Webhooks-Signature-Settings`).
+    pub shared_keys: bool,
+}
+
+pub const TWILIO: Scheme =
+    Scheme { provider: Provider::Twilio, signature_header: SIGNATURE_HEADER, sort_repeated_values: true, shared_keys: true };
+
+/// SignalWire: `X-SignalWire-Signature`, keyed by the project's signing key.
+pub const SIGNALWIRE: Scheme = Scheme {
+    provider: Provider::SignalWire,
+    signature_header: "x-signalwire-signature",
+    sort_repeated_values: false,
+    shared_keys: false,
+};
 
 /// Twilio credentials. Several of each may be configured, so a token or key can be
 /// rotated without refusing callbacks signed with the old one.
@@ -69,19 +93,26 @@ pub fn decode_body(request: &InboundRequest) -> Result<TwilioBody, WebhookError>
     }
 }
 
-/// Checks the request's signature against every configured key, then decodes it.
+/// Checks a Twilio request's signature against every configured key, then decodes it.
 pub fn verify(config: &TwilioConfig, request: InboundRequest) -> Result<Verified<TwilioBody>, WebhookError> {
+    verify_scheme(&TWILIO, config, request)
+}
+
+/// [`verify`] for any Twilio-compatible [`Scheme`].
+pub fn verify_scheme(scheme: &Scheme, config: &TwilioConfig, request: InboundRequest) -> Result<Verified<TwilioBody>, WebhookError> {
     let body = decode_body(&request)?;
-    let header = request.header(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature(SIGNATURE_HEADER))?;
+    let header = request
+        .header(scheme.signature_header)
+        .ok_or(WebhookError::MissingSignature(scheme.signature_header))?;
     let signature = BASE64
         .decode(header.trim())
         .map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
-    let (algorithm, keys) = match request.header(SETTINGS_HEADER) {
+    let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
         None => (Algorithm::HmacSha1, &config.auth_tokens),
         Some(settings) => (settings_algorithm(settings)?, &config.shared_keys),
     };
     if keys.is_empty() {
-        return Err(WebhookError::NotConfigured(Provider::Twilio));
+        return Err(WebhookError::NotConfigured(scheme.provider));
     }
 
     let signed_fields: &[(String, String)] = if body.json.is_some() {
@@ -92,7 +123,7 @@ pub fn verify(config: &TwilioConfig, request: InboundRequest) -> Result<Verified
     };
     let candidates = url_variants(&request.url);
     let matched = candidates.iter().any(|url| {
-        let data = signing_string(url, signed_fields);
+        let data = signing_string_for(scheme, url, signed_fields);
         keys.iter().any(|key| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
     });
     if !matched {
@@ -148,9 +179,19 @@ fn mac_matches(algorithm: Algorithm, key: &[u8], data: &[u8], signature: &[u8]) 
 
 /// The string Twilio signs: URL, then each name and value, sorted.
 pub fn signing_string(url: &str, fields: &[(String, String)]) -> String {
+    signing_string_for(&TWILIO, url, fields)
+}
+
+/// The signed string under `scheme`: names sorted; a repeated name's values sorted
+/// and de-duplicated (Twilio) or in arrival order (SignalWire).
+pub fn signing_string_for(scheme: &Scheme, url: &str, fields: &[(String, String)]) -> String {
     let mut sorted: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
+    if scheme.sort_repeated_values {
+        sorted.sort_unstable();
+        sorted.dedup();
+    } else {
+        sorted.sort_by_key(|(k, _)| *k);
+    }
     let mut data = String::with_capacity(url.len() + sorted.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>());
     data.push_str(url);
     for (name, value) in sorted {
@@ -163,7 +204,12 @@ pub fn signing_string(url: &str, fields: &[(String, String)]) -> String {
 /// The signature Twilio would send for `url` and `fields` (used by tests, the demo
 /// and the benchmark client).
 pub fn sign(algorithm: Algorithm, key: &str, url: &str, fields: &[(String, String)]) -> String {
-    let data = signing_string(url, fields);
+    sign_scheme(&TWILIO, algorithm, key, url, fields)
+}
+
+/// [`sign`] for any Twilio-compatible [`Scheme`].
+pub fn sign_scheme(scheme: &Scheme, algorithm: Algorithm, key: &str, url: &str, fields: &[(String, String)]) -> String {
+    let data = signing_string_for(scheme, url, fields);
     let digest = match algorithm {
         Algorithm::HmacSha1 => {
             let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("any key length");
@@ -227,8 +273,13 @@ pub fn event_type(call_status: &str) -> Option<EventType> {
     })
 }
 
-/// Normalises a verified callback into a [`CallEvent`].
+/// Normalises a verified Twilio callback into a [`CallEvent`].
 pub fn parse(verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Result<CallEvent, WebhookError> {
+    parse_scheme(&TWILIO, verified, received_at)
+}
+
+/// [`parse`] for any Twilio-compatible [`Scheme`].
+pub fn parse_scheme(scheme: &Scheme, verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Result<CallEvent, WebhookError> {
     let correlation = Correlation::from_query(verified.request().query())?;
     let body = verified.body();
     let fields = &body.fields;
@@ -246,8 +297,8 @@ pub fn parse(verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Resu
     let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
 
     Ok(CallEvent {
-        provider: Provider::Twilio,
-        dedupe_key: format!("twilio:{call_sid}:{status}"),
+        provider: scheme.provider,
+        dedupe_key: format!("{}:{call_sid}:{status}", scheme.provider),
         event_type,
         provider_status: status.to_owned(),
         provider_call_id: call_sid.to_owned(),

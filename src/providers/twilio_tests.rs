@@ -224,3 +224,21 @@ fn missing_fields_and_bad_uuids_are_client_errors() {
     let bad = parse_fields("https://h/cb?contact_id=42", &[("CallSid", "CA1"), ("CallStatus", "ringing")]);
     assert!(matches!(bad, Err(WebhookError::InvalidField { field: "contact_id", .. })));
 }
+
+#[test]
+fn signalwire_signs_repeated_values_in_arrival_order_with_its_own_header() {
+    let url = "https://example.signalwire.com/cb?call_id=c1";
+    let fields: Fields = [("Tag", "zeta"), ("CallStatus", "ringing"), ("Tag", "alpha"), ("CallSid", "abc")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Python: HMAC-SHA1 over URL + CallSidabc + CallStatusringing + Tagzeta + Tagalpha.
+    assert_eq!(sign_scheme(&SIGNALWIRE, Algorithm::HmacSha1, "PSK_signing_key", url, &fields), "PC0o+vaMeXCn7cb+kR7AkDSNdpY=");
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![] };
+    let req = request(url, "application/x-www-form-urlencoded", form_body(&fields), &[("x-signalwire-signature", "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")]);
+    let event = parse_scheme(&SIGNALWIRE, verify_scheme(&SIGNALWIRE, &cfg, req).unwrap(), Utc::now()).unwrap();
+    assert_eq!((event.provider, event.dedupe_key.as_str()), (Provider::SignalWire, "signalwire:abc:ringing"));
+    // The Twilio header is not SignalWire's.
+    let req = request(url, "application/x-www-form-urlencoded", form_body(&fields), &[(SIGNATURE_HEADER, "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")]);
+    assert!(matches!(verify_scheme(&SIGNALWIRE, &cfg, req), Err(WebhookError::MissingSignature("x-signalwire-signature"))));
+}

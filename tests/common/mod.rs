@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use callhook::domain::{Campaign, Contact, Provider};
 use callhook::http::{router, AppState, ExternalUrl, Limits};
-use callhook::providers::twilio::{self, Algorithm, TwilioConfig};
+use callhook::providers::simulate::{Callback, Signed, Signer};
+use callhook::providers::twilio::{self, Algorithm};
 use callhook::providers::Providers;
 use callhook::secret::Secret;
 use callhook::store::{NewCampaign, NewContact, PgStore, SqliteStore, Store};
@@ -130,11 +131,36 @@ pub async fn postgres() -> Option<TestDb> {
     Some(TestDb { store: Arc::new(store), backend: "postgres", pg: Some((admin, pool, schema)), sqlite: None })
 }
 
+/// Keys for every provider; Twilio's token is [`TOKEN`].
+pub fn signer() -> Signer {
+    let mut signer = Signer::from_seed("callhook-tests");
+    signer.twilio_token = TOKEN.to_owned();
+    signer
+}
+
 pub fn providers() -> Providers {
-    Providers {
-        twilio: TwilioConfig { auth_tokens: vec![Secret::new(TOKEN)], shared_keys: vec![] },
-        insecure_skip_verification: false,
+    signer().providers()
+}
+
+/// A `provider` callback to `path_and_query`, signed as that provider signs it.
+pub fn provider_callback(provider: Provider, path_and_query: &str, cb: &Callback<'_>) -> Request<Body> {
+    let signed = signer().callback(provider, &format!("http://{HOST}{path_and_query}"), cb, chrono::Utc::now().timestamp());
+    to_request(path_and_query, signed)
+}
+
+/// A raw body (e.g. a fixture) for `provider`, signed now.
+pub fn provider_raw(provider: Provider, path_and_query: &str, content_type: &'static str, body: &str) -> Request<Body> {
+    let url = format!("http://{HOST}{path_and_query}");
+    let signed = signer().sign(provider, &url, content_type, body.trim().as_bytes().to_vec(), chrono::Utc::now().timestamp());
+    to_request(path_and_query, signed)
+}
+
+fn to_request(path_and_query: &str, signed: Signed) -> Request<Body> {
+    let mut b = Request::post(path_and_query).header("host", HOST).header("content-type", signed.content_type);
+    for (k, v) in &signed.headers {
+        b = b.header(*k, v);
     }
+    b.body(Body::from(signed.body)).unwrap()
 }
 
 pub fn app(store: Arc<dyn Store>) -> Router {
