@@ -249,6 +249,9 @@ pub struct ServeArgs {
     /// Requests taking longer are answered 408 (and roll back).
     #[arg(long, env = "CALLHOOK_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
+    /// Requests handled at once; more wait for a free slot.
+    #[arg(long, env = "CALLHOOK_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
 }
 
 impl ServeArgs {
@@ -299,7 +302,10 @@ impl ServeArgs {
     }
 
     pub fn limits(&self) -> Limits {
-        Limits { request_timeout: Duration::from_secs(self.request_timeout_secs) }
+        Limits {
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_concurrent_requests: self.max_concurrent_requests,
+        }
     }
 }
 

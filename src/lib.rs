@@ -14,3 +14,4 @@ pub mod outbox;
 pub mod providers;
 pub mod secret;
 pub mod store;
+pub mod telemetry;

@@ -227,3 +227,32 @@ async fn insecure_mode_accepts_unsigned_callbacks() {
     let (code, res) = send(&app, form(&path, "CallSid=CA9&CallStatus=ringing", None, "application/x-www-form-urlencoded")).await;
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("processed")));
 }
+
+/// The value of the first sample of `name` whose labels contain every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .find(|l| labels.iter().all(|lab| l.contains(lab)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_webhooks_signature_failures_latency_and_outbox() {
+    let (_db, app, call_id) = setup().await;
+    assert_eq!(send(&app, callback(&call_id, "CA-m", "in-progress")).await.0, StatusCode::OK);
+    let forged = form(&format!("/webhooks/telephony/events?call_id={call_id}"), "CallSid=CA-m&CallStatus=completed", Some("AAAA"), "application/x-www-form-urlencoded");
+    assert_eq!(send(&app, forged).await.0, StatusCode::FORBIDDEN);
+
+    let res = tower::ServiceExt::oneshot(app.clone(), Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec()).unwrap();
+    let processed = sample(&text, "callhook_webhooks_total", &[r#"provider="twilio""#, r#"event_type="call.answered""#, r#"outcome="processed""#]);
+    assert!(processed.is_some_and(|v| v >= 1.0), "{text}");
+    assert!(sample(&text, "callhook_webhooks_total", &[r#"outcome="rejected""#]).is_some_and(|v| v >= 1.0), "{text}");
+    assert!(sample(&text, "callhook_signature_failures_total", &[r#"reason="invalid""#]).is_some_and(|v| v >= 1.0), "{text}");
+    let latency = sample(&text, "callhook_http_request_duration_seconds_count", &[r#"route="/webhooks/telephony/events""#, r#"status="200""#]);
+    assert!(latency.is_some_and(|v| v >= 1.0), "{text}");
+    assert!(!text.contains(&call_id), "call ids never become labels");
+    assert_eq!(sample(&text, "callhook_outbox_pending", &[]), Some(1.0), "{text}");
+    assert!(sample(&text, "callhook_outbox_oldest_pending_age_seconds", &[]).is_some_and(|v| v >= 0.0));
+}

@@ -115,6 +115,13 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
     assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 1));
     assert!(jobs[0].delivered_at.is_some());
     assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
+    let metrics = callhook::telemetry::prometheus().render();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("callhook_outbox_dispatch_total")
+            && l.contains(r#"sink="http""#) && l.contains(r#"result="delivered""#)),
+        "{metrics}"
+    );
+    assert!(metrics.contains("callhook_outbox_commit_to_delivery_seconds_bucket"), "{metrics}");
 }
 
 async fn failing_receiver_gets_the_job_once_it_recovers(store: Arc<dyn Store>) {

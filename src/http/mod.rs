@@ -43,15 +43,18 @@ pub struct AppState {
 
 pub struct Limits {
     pub request_timeout: Duration,
+    /// Requests handled at once; more wait for a slot (and for the timeout).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { request_timeout: Duration::from_secs(10) }
+        Limits { request_timeout: Duration::from_secs(10), max_concurrent_requests: 1024 }
     }
 }
 
 pub fn router(state: AppState, limits: Limits) -> Router {
+    crate::telemetry::prometheus();
     let request_id = HeaderName::from_static("x-request-id");
     let admin = Router::new()
         .route("/campaigns", post(admin::create_campaign))
@@ -68,9 +71,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(record_latency))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)))
         .layer(TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
@@ -81,4 +87,18 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+}
+
+/// Records every request's latency under its route template (not its raw path, so
+/// call ids never become label values).
+async fn record_latency(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::telemetry::observe_http(route, method, response.status().as_u16(), started.elapsed());
+    response
 }

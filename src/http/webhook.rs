@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use super::{ApiError, AppState};
 use crate::domain::Provider;
-use crate::providers::InboundRequest;
+use crate::providers::{InboundRequest, WebhookError};
+use crate::telemetry;
 use crate::store::RecordOutcome;
 
 /// How to rebuild the absolute URL a provider requested (and signed).
@@ -107,6 +108,10 @@ async fn receive(
 
         let event = app.providers.handle(provider, request, Utc::now()).map_err(|e| {
             tracing::warn!(error = %e, "callback rejected");
+            telemetry::count_webhook(provider.as_str(), "", "rejected");
+            if let Some(reason) = signature_failure(&e) {
+                metrics::counter!(telemetry::SIGNATURE_FAILURES, "provider" => provider.as_str(), "reason" => reason).increment(1);
+            }
             ApiError::from(e)
         })?;
         let event_type = event.event_type.map(|t| t.as_str());
@@ -116,9 +121,18 @@ async fn receive(
             span.record("call_id", call_id.as_str());
         }
 
-        let recorded = app.store.record_event(&event).await?;
+        let recorded = app.store.record_event(&event).await.inspect_err(|_| {
+            telemetry::count_webhook(provider.as_str(), event_type.unwrap_or(""), "rejected");
+        })?;
         let call_id = recorded.call_id.as_deref();
         tracing::info!(outcome = ?recorded.outcome, call_id, "callback recorded");
+        let outcome = match recorded.outcome {
+            RecordOutcome::Applied => "processed",
+            RecordOutcome::Duplicate => "duplicate",
+            RecordOutcome::Stale | RecordOutcome::Ignored => "ignored",
+            RecordOutcome::Deferred => "deferred",
+        };
+        telemetry::count_webhook(provider.as_str(), event_type.unwrap_or("unrecognised"), outcome);
         let (status, body) = match recorded.outcome {
             RecordOutcome::Applied => {
                 (StatusCode::OK, json!({"status": "processed", "call_id": call_id, "event_type": event_type}))
@@ -168,4 +182,14 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<byte
             ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", format!("could not read request body: {err}"))
         }
     })
+}
+
+/// The label of a signature failure, or `None` for other rejections.
+fn signature_failure(err: &WebhookError) -> Option<&'static str> {
+    match err {
+        WebhookError::MissingSignature(_) => Some("missing"),
+        WebhookError::InvalidSignature(_) => Some("invalid"),
+        WebhookError::NotConfigured(_) => Some("not_configured"),
+        _ => None,
+    }
 }

@@ -131,6 +131,17 @@ impl Dispatcher {
     }
 
     async fn settle(&self, job: &OutboxJob, result: Result<(), SinkError>, round: &mut Round) -> StoreResult<()> {
+        let outcome = match &result {
+            Ok(()) => "delivered",
+            Err(_) if job.attempts >= self.config.max_attempts => "dead",
+            Err(_) => "retried",
+        };
+        let (sink, kind) = (self.sink.name(), job.kind.clone());
+        metrics::counter!(crate::telemetry::DISPATCH, "sink" => sink, "kind" => kind.clone(), "result" => outcome).increment(1);
+        if result.is_ok() {
+            let lag = (chrono::Utc::now() - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            metrics::histogram!(crate::telemetry::DISPATCH_LAG, "sink" => sink, "kind" => kind).record(lag);
+        }
         match result {
             Ok(()) => {
                 self.store.complete_job(job.id).await?;

@@ -1,0 +1,45 @@
+//! Metrics: one Prometheus recorder per process, the names callhook records, and
+//! the `/metrics` rendering (outbox gauges are read from the store at scrape time,
+//! so every replica reports the shared outbox without a background poller).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Webhooks by `provider`, `event_type` and `outcome`
+/// (processed, duplicate, ignored, deferred, rejected).
+pub const WEBHOOKS: &str = "callhook_webhooks_total";
+/// Signature checks that failed, by `provider` and `reason`.
+pub const SIGNATURE_FAILURES: &str = "callhook_signature_failures_total";
+/// Request latency by `route`, `method` and `status`.
+pub const HTTP_DURATION: &str = "callhook_http_request_duration_seconds";
+/// Outbox deliveries by `sink`, `kind` and `result` (delivered, retried, dead).
+pub const DISPATCH: &str = "callhook_outbox_dispatch_total";
+/// Time from a job's commit to its delivery, by `sink` and `kind`.
+pub const DISPATCH_LAG: &str = "callhook_outbox_commit_to_delivery_seconds";
+pub const OUTBOX_PENDING: &str = "callhook_outbox_pending";
+pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
+pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";
+
+/// The process's recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("buckets are non-empty")
+            .install_recorder()
+            .expect("callhook installs the only metrics recorder")
+    })
+}
+
+pub fn observe_http(route: String, method: String, status: u16, elapsed: Duration) {
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method, "status" => status.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn count_webhook(provider: &'static str, event_type: &str, outcome: &'static str) {
+    metrics::counter!(WEBHOOKS, "provider" => provider, "event_type" => event_type.to_owned(), "outcome" => outcome).increment(1);
+}
