@@ -27,6 +27,9 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "CALLHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Optional TOML file of settings (flags and environment take precedence).
+    #[arg(long, global = true, env = "CALLHOOK_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +39,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the embedded migrations and exit.
     Migrate(DatabaseArgs),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Play a small simulated campaign through the real HTTP endpoint with signed
     /// callbacks, on a temporary embedded SQLite, and print what happened.
     Demo(DemoArgs),
@@ -48,6 +54,13 @@ pub enum Command {
     /// Work on stored events.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective `serve` configuration (secrets masked) with where each
+    /// value came from, and explain every problem; exits non-zero if there is one.
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +167,10 @@ pub struct OutboxArgs {
 }
 
 impl OutboxArgs {
+    pub fn lease_secs_below_timeout(&self) -> bool {
+        self.sink == SinkKind::Http && self.outbox_lease_secs <= self.sink_http_timeout_secs
+    }
+
     pub fn dispatcher_config(&self) -> DispatcherConfig {
         DispatcherConfig {
             max_attempts: self.outbox_max_attempts.max(1),

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod domain;
 pub mod http;
 pub mod outbox;

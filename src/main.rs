@@ -1,30 +1,65 @@
-//! The `callhook` binary: parses flags and runs a subcommand from `callhook::cli`.
+//! The `callhook` binary: applies the optional config file, parses flags and runs a
+//! subcommand from `callhook::cli`.
 
-use clap::Parser;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use callhook::cli;
-use callhook::config::{CallsCommand, Cli, Command, EventsCommand, LogFormat, OutboxCommand};
+use callhook::config::{CallsCommand, Cli, Command, ConfigCommand, EventsCommand, LogFormat, OutboxCommand};
+use callhook::config_file;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_));
-    init_tracing(cli.log_format, quiet);
-    match cli.command {
-        Command::Serve(args) => cli::serve(args).await,
-        Command::Migrate(args) => cli::migrate(&args).await,
-        Command::Demo(args) => cli::demo(args).await,
-        Command::Calls(CallsCommand::Show { call_id, database, json }) => cli::calls_show(&database, &call_id, json).await,
-        Command::Outbox(OutboxCommand::List { database, status, limit }) => {
-            cli::outbox_list(&database, status.as_deref(), limit).await
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Before any thread exists: the file's settings become environment variables.
+    let layer = match config_file::apply(&args) {
+        Ok(layer) => layer,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-        Command::Outbox(OutboxCommand::Retry { ids, all_dead, database }) => cli::outbox_retry(&database, &ids, all_dead).await,
-        Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
+    };
+    let matches = Cli::command().get_matches_from(&args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_) | Command::Config(_)));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => cli::serve(args).await,
+            Command::Migrate(args) => cli::migrate(&args).await,
+            Command::Config(ConfigCommand::Check(args)) => {
+                let sub = matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check")).expect("parsed");
+                if cli::config_check(&args, sub, &layer)? {
+                    Ok(())
+                } else {
+                    std::process::exit(1)
+                }
+            }
+            Command::Demo(args) => cli::demo(args).await,
+            Command::Calls(CallsCommand::Show { call_id, database, json }) => cli::calls_show(&database, &call_id, json).await,
+            Command::Outbox(OutboxCommand::List { database, status, limit }) => {
+                cli::outbox_list(&database, status.as_deref(), limit).await
+            }
+            Command::Outbox(OutboxCommand::Retry { ids, all_dead, database }) => cli::outbox_retry(&database, &ids, all_dead).await,
+            Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-/// Logs go to stderr; the demo keeps them to warnings so its report stays readable.
+/// Logs go to stderr; the demo and `config check` keep them to warnings so their
+/// reports stay readable.
 fn init_tracing(format: LogFormat, quiet: bool) {
     let default = if quiet { "warn" } else { "info,sqlx=warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -80,3 +80,47 @@ async fn operator_commands_work_on_a_database_file() {
     assert!(!ok && err.contains("unsupported database URL"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn config_file_merges_under_env_and_flags_and_check_explains_errors() {
+    let dir = std::env::temp_dir().join(format!("callhook-cfg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("callhook.toml");
+    std::fs::write(
+        &file,
+        r#"
+database_url = "postgres://app:s3cret@db.internal/callhook"
+twilio_auth_tokens = ["tok-new", "tok-old"]
+listen = "0.0.0.0:9000"
+outbox_max_attempts = 4
+sink = "http"
+sink_http_url = "ftp://nope"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .args(["config", "check", "--config", file.to_str().unwrap(), "--outbox-max-attempts", "7"])
+        .env("CALLHOOK_LISTEN", "127.0.0.1:7000")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let row = |name: &str| text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}")).to_owned();
+    assert!(row("listen").contains("env") && row("listen").contains("127.0.0.1:7000"), "env beats file: {text}");
+    assert!(row("outbox_max_attempts").contains("flag") && row("outbox_max_attempts").ends_with(" 7"), "flag beats file: {text}");
+    assert!(row("database_url").contains("file") && row("database_url").contains("app:***@db.internal"), "{text}");
+    assert!(row("twilio_auth_tokens").ends_with("***"), "{text}");
+    assert!(!text.contains("tok-new") && !text.contains("s3cret"), "secrets never printed: {text}");
+    assert!(text.contains("error: sink_http_url must be an http(s) URL"), "{text}");
+    assert!(text.contains("error: sink = http needs sink_http_secret"), "{text}");
+
+    std::fs::write(&file, "databse_url = 'x'\n").unwrap();
+    let (ok, _, err) = callhook(&["config", "check", "--config", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("unknown setting `databse_url`"), "{err}");
+
+    std::fs::write(&file, "twilio_auth_tokens = 'tok'\n").unwrap();
+    let (ok, out, err) = callhook(&["config", "check", "--config", file.to_str().unwrap()]);
+    assert!(ok && out.contains("configuration OK"), "{out}{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
