@@ -124,3 +124,54 @@ sink_http_url = "ftp://nope"
     assert!(ok && out.contains("configuration OK"), "{out}{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("callhook-serve-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .args(["serve", "--log-format=json", &format!("--listen=127.0.0.1:{port}")])
+        .arg(format!("--database-url=sqlite://{}", dir.join("s.db").display()))
+        .env("CALLHOOK_TWILIO_AUTH_TOKENS", common::TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "serve never became ready");
+
+    let path = "/webhooks/telephony/events?call_id=log-1";
+    let fields = common::fields(&[("CallSid", "CA-log"), ("CallStatus", "ringing")]);
+    let url = format!("{base}{path}");
+    let signature = callhook::providers::twilio::sign(callhook::providers::twilio::Algorithm::HmacSha1, common::TOKEN, &url, &fields);
+    let res = client.post(&url).header("x-twilio-signature", signature).form(&fields).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let recorded = lines.iter().find(|l| l["fields"]["message"] == "callback recorded").unwrap_or_else(|| panic!("{stderr}"));
+    let webhook = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "webhook").unwrap();
+    assert_eq!((webhook["provider"].as_str(), webhook["call_id"].as_str(), webhook["event_type"].as_str()), (Some("twilio"), Some("log-1"), Some("call.ringing")));
+    let request = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "request").unwrap();
+    assert_eq!(request["request_id"].as_str().map(str::len), Some(36), "a request id on every request span");
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"shutdown signal received; draining in-flight requests"), "{messages:?}");
+    assert!(messages.contains(&"outbox dispatcher stopped") && messages.last() == Some(&"stopped"), "{messages:?}");
+    assert!(!stderr.contains(common::TOKEN), "secrets never logged");
+    std::fs::remove_dir_all(dir).ok();
+}

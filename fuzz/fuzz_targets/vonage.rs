@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| callhook_fuzz::run(callhook::domain::Provider::Vonage, data));

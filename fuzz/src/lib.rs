@@ -1,0 +1,37 @@
+//! Shared driver of the fuzz targets: turns fuzz bytes into a webhook request and
+//! runs it through a provider's verifier, and through its parser (insecure mode),
+//! asserting only what must always hold: no panic, and no unsigned input verified.
+
+use callhook::domain::Provider;
+use callhook::providers::simulate::Signer;
+use callhook::providers::InboundRequest;
+
+const CONTENT_TYPES: [&str; 3] = ["application/x-www-form-urlencoded", "application/json", "text/plain"];
+
+/// Layout: byte 0 picks the content type, byte 1 the query length, then the query,
+/// a signature header value up to the first `\n`, and the body.
+pub fn run(provider: Provider, data: &[u8]) {
+    let Some((&ct, rest)) = data.split_first() else { return };
+    let Some((&qlen, rest)) = rest.split_first() else { return };
+    let qlen = usize::from(qlen).min(rest.len());
+    let (query, rest) = rest.split_at(qlen);
+    let split = rest.iter().position(|b| *b == b'\n').unwrap_or(0);
+    let (signature, body) = rest.split_at(split);
+
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", CONTENT_TYPES[usize::from(ct) % 3].parse().unwrap());
+    if let Ok(value) = http::HeaderValue::from_bytes(signature) {
+        for name in ["x-twilio-signature", "x-signalwire-signature", "telnyx-signature-ed25519", "x-plivo-signature-v3", "x-plivo-signature-v3-nonce", "authorization"] {
+            headers.insert(name, value.clone());
+        }
+    }
+    headers.insert("telnyx-timestamp", chrono::Utc::now().timestamp().to_string().parse().unwrap());
+    let url = format!("https://hooks.example.com/webhooks/telephony/{provider}/events?{}", String::from_utf8_lossy(query));
+    let request = InboundRequest { url, headers, body: bytes::Bytes::copy_from_slice(body) };
+
+    let mut providers = Signer::from_seed("fuzz").providers();
+    let verified = providers.handle(provider, request.clone(), chrono::Utc::now());
+    assert!(verified.is_err(), "fuzz input passed signature verification");
+    providers.insecure_skip_verification = true;
+    let _ = providers.handle(provider, request, chrono::Utc::now());
+}
