@@ -42,7 +42,7 @@ peak=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --datab
 echo "$peak" | tee -a "$OUT"
 half_rate=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['events_per_second']/2)" "$peak")
 half=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$((CALLS / 2))" \
-  --concurrency "$CONC" --rate "$half_rate" --sink-port $((SINK_PORT + 1)) --server-pid "$server" --label callhook-postgres-half-load)
+  --concurrency "$CONC" --rate "$half_rate" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-half-load)
 echo "$half" | tee -a "$OUT"
 kill "$server"; wait "$server" 2>/dev/null || true
 

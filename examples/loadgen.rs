@@ -144,18 +144,40 @@ async fn main() -> anyhow::Result<()> {
     let errors = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
+    // Paced runs: one pacer hands out evenly spaced send permits (an open-loop
+    // arrival process), so requests do not arrive in bursts of `concurrency`.
+    let permits = (args.rate > 0.0).then(|| {
+        let (tx, rx) = async_channel(args.concurrency);
+        let every = Duration::from_secs_f64(1.0 / args.rate);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    });
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let (client, queue, latencies, answered_sent, errors, sent, target) =
-            (client.clone(), queue.clone(), latencies.clone(), answered_sent.clone(), errors.clone(), sent.clone(), args.target.clone());
+        let (client, queue, latencies, answered_sent, errors, sent, target, permits) = (
+            client.clone(),
+            queue.clone(),
+            latencies.clone(),
+            answered_sent.clone(),
+            errors.clone(),
+            sent.clone(),
+            args.target.clone(),
+            permits.clone(),
+        );
         workers.spawn(async move {
-            let mut ticker = interval.map(tokio::time::interval);
             loop {
                 let Some(call) = queue.lock().unwrap().pop() else { break };
                 for req in call {
-                    if let Some(t) = ticker.as_mut() {
-                        t.tick().await;
+                    if let Some(rx) = &permits {
+                        rx.lock().await.recv().await;
                     }
                     let mut builder = client.post(format!("{target}{}", req.path)).header("content-type", req.signed.content_type).body(req.signed.body);
                     for (k, v) in &req.signed.headers {
@@ -207,4 +229,10 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{result}");
     Ok(())
+}
+
+/// A bounded multi-consumer channel: tokio's mpsc receiver behind an async mutex.
+fn async_channel(capacity: usize) -> (tokio::sync::mpsc::Sender<()>, Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }

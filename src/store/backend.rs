@@ -17,7 +17,8 @@ macro_rules! sql_backend {
         lock_events: $lock_events:literal,
         claim_lock: $claim_lock:literal,
         named_lock: $named_lock:expr,
-        notify_jobs: $notify_jobs:expr $(,)?
+        job_insert_wrap: ($job_pre:literal, $job_post:literal),
+        extra_tx_ops: { $($extra:item)* } $(,)?
     ) => {
         use std::sync::LazyLock;
 
@@ -39,15 +40,16 @@ macro_rules! sql_backend {
 
         static ATTEMPT_BY_CALL_ID: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS} FROM call_attempts a \
-                 JOIN contacts c ON c.id = a.contact_id JOIN campaigns k ON k.id = a.campaign_id \
+                "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS}, EXISTS (SELECT 1 FROM telephony_events d \
+                 WHERE d.disposition = 'deferred' AND d.provider = a.provider AND d.provider_call_id = $2) AS deferred_waiting \
+                 FROM call_attempts a JOIN contacts c ON c.id = a.contact_id JOIN campaigns k ON k.id = a.campaign_id \
                  WHERE a.call_id = $1 {}",
                 $lock_attempt
             )
         });
         static ATTEMPT_BY_PROVIDER_ID: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS} FROM call_attempts a \
+                "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS}, FALSE AS deferred_waiting FROM call_attempts a \
                  JOIN contacts c ON c.id = a.contact_id JOIN campaigns k ON k.id = a.campaign_id \
                  WHERE a.provider = $1 AND a.provider_call_id = $2 {}",
                 $lock_attempt
@@ -87,15 +89,25 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
-            async fn find_attempt(&mut self, key: AttemptKey<'_>) -> StoreResult<Option<Loaded>> {
+            async fn find_attempt(&mut self, key: AttemptKey<'_>, probe: Option<&str>) -> StoreResult<Option<Loaded>> {
                 let row = match key {
-                    AttemptKey::CallId(id) => sqlx::query(&ATTEMPT_BY_CALL_ID).bind(id).fetch_optional(&mut *self.0).await?,
+                    AttemptKey::CallId(id) => {
+                        sqlx::query(&ATTEMPT_BY_CALL_ID).bind(id).bind(probe).fetch_optional(&mut *self.0).await?
+                    }
                     AttemptKey::ProviderCallId(p, id) => {
                         sqlx::query(&ATTEMPT_BY_PROVIDER_ID).bind(p.as_str()).bind(id).fetch_optional(&mut *self.0).await?
                     }
                 };
-                row.map(|r| Ok(Loaded { attempt: rows::attempt(&r)?, contact: rows::contact(&r)?, campaign: rows::campaign(&r)? }))
-                    .transpose()
+                row.map(|r| {
+                    use $crate::store::rows::RowExt;
+                    Ok(Loaded {
+                        attempt: rows::attempt(&r)?,
+                        contact: rows::contact(&r)?,
+                        campaign: rows::campaign(&r)?,
+                        deferred_waiting: r.boolean("deferred_waiting")?,
+                    })
+                })
+                .transpose()
             }
 
             async fn find_contact(&mut self, id: Uuid) -> StoreResult<Option<(Contact, Campaign)>> {
@@ -234,11 +246,13 @@ macro_rules! sql_backend {
 
             async fn insert_job(&mut self, job: &NewJob) -> StoreResult<()> {
                 let now = Utc::now();
-                sqlx::query(
+                sqlx::query(concat!(
+                    $job_pre,
                     "INSERT INTO outbox (id, kind, idempotency_key, payload, status, attempts, next_run_at, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5) \
                      ON CONFLICT (idempotency_key) DO NOTHING",
-                )
+                    $job_post
+                ))
                 .bind($id(Uuid::new_v4()))
                 .bind(job.kind.as_str())
                 .bind(&job.idempotency_key)
@@ -246,13 +260,10 @@ macro_rules! sql_backend {
                 .bind(now)
                 .execute(&mut *self.0)
                 .await?;
-                let notify: Option<&str> = $notify_jobs;
-                if let Some(sql) = notify {
-                    // Delivered to other replicas' dispatchers when this transaction commits.
-                    sqlx::query(sql).execute(&mut *self.0).await?;
-                }
                 Ok(())
             }
+
+            $($extra)*
 
             async fn commit(self) -> StoreResult<()> {
                 Ok(self.0.commit().await?)

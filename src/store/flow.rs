@@ -20,6 +20,9 @@ pub(crate) struct Loaded {
     pub attempt: Attempt,
     pub contact: Contact,
     pub campaign: Campaign,
+    /// Deferred events wait under the probed provider call id (see
+    /// [`TxOps::find_attempt`]); saves a query on most first callbacks.
+    pub deferred_waiting: bool,
 }
 
 /// How a callback names its attempt: the URL's `call_id`, else the provider's id.
@@ -51,11 +54,30 @@ impl AttemptKey<'_> {
 pub(crate) trait TxOps: Send + Sized {
     /// A transaction-scoped lock on a name (a no-op where writers are serialised).
     async fn lock(&mut self, name: &str) -> StoreResult<()>;
-    async fn find_attempt(&mut self, key: AttemptKey<'_>) -> StoreResult<Option<Loaded>>;
+    /// The attempt, locked; with `probe`, also whether deferred events wait under
+    /// that provider call id.
+    async fn find_attempt(&mut self, key: AttemptKey<'_>, probe: Option<&str>) -> StoreResult<Option<Loaded>>;
     /// Contact and its campaign, locked.
     async fn find_contact(&mut self, id: Uuid) -> StoreResult<Option<(Contact, Campaign)>>;
     /// Inserts the inbox row unless its dedupe key exists; `false` when it did.
     async fn insert_event(&mut self, event: &CallEvent, call_id: Option<&str>, disposition: Disposition) -> StoreResult<bool>;
+    /// [`insert_event`](TxOps::insert_event), then — only if it was inserted — the
+    /// attempt's new state. A backend may do both in one round trip.
+    async fn insert_event_then_update(
+        &mut self,
+        event: &CallEvent,
+        call_id: &str,
+        disposition: Disposition,
+        attempt: Option<&Attempt>,
+    ) -> StoreResult<bool> {
+        if !self.insert_event(event, Some(call_id), disposition).await? {
+            return Ok(false);
+        }
+        if let Some(attempt) = attempt {
+            self.update_attempt(attempt).await?;
+        }
+        Ok(true)
+    }
     async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()>;
     /// Deferred events matching a call id or a provider call id.
     async fn deferred_events(&mut self, call_id: Option<&str>, provider: Provider, provider_call_id: Option<&str>) -> StoreResult<Vec<CallEvent>>;
@@ -70,12 +92,13 @@ pub(crate) trait TxOps: Send + Sized {
 
 pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> StoreResult<Recorded> {
     let key = AttemptKey::of(event);
-    let mut loaded = tx.find_attempt(key).await?;
+    let probe = Some(event.provider_call_id.as_str());
+    let mut loaded = tx.find_attempt(key, probe).await?;
     if loaded.is_none() {
         // Take the registration's lock and look again, so an event can never be
         // deferred after a concurrent registration already scanned for deferred ones.
         tx.lock(&key.lock_name()).await?;
-        loaded = tx.find_attempt(key).await?;
+        loaded = tx.find_attempt(key, probe).await?;
     }
     let Some(mut state) = loaded else {
         if !tx.insert_event(event, event.call_id.as_deref(), Disposition::Deferred).await? {
@@ -89,7 +112,8 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
     let call_id = state.attempt.call_id.clone();
     let had_provider_call_id = state.attempt.provider_call_id.is_some();
     let decision = decide(&state.attempt, &state.contact, state.campaign.retry_policy(), event);
-    if !tx.insert_event(event, Some(&call_id), decision.disposition).await? {
+    let changed = (decision.attempt != state.attempt).then_some(&decision.attempt);
+    if !tx.insert_event_then_update(event, &call_id, decision.disposition, changed).await? {
         return Ok(duplicate(Some(call_id)));
     }
     let outcome = match decision.disposition {
@@ -97,8 +121,10 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
         Disposition::Ignored => RecordOutcome::Ignored,
         _ => RecordOutcome::Stale,
     };
+    // The attempt is written; `persist` is left with the contact and the jobs.
+    state.attempt = decision.attempt.clone();
     let mut enqueued = persist(&mut tx, &mut state, decision).await?;
-    if !had_provider_call_id {
+    if !had_provider_call_id && state.deferred_waiting {
         // Callbacks that named the call only by the provider's id can be matched now.
         let pcid = state.attempt.provider_call_id.clone();
         let waiting = tx.deferred_events(None, state.attempt.provider, pcid.as_deref()).await?;
@@ -115,7 +141,7 @@ fn duplicate(call_id: Option<String>) -> Recorded {
 /// Applies one deferred event if its attempt exists now (`events replay`, and the
 /// safety net for a provider-id-only callback that raced the call's first one).
 pub(crate) async fn replay_deferred<T: TxOps>(mut tx: T, event: CallEvent) -> StoreResult<Option<usize>> {
-    let Some(mut state) = tx.find_attempt(AttemptKey::of(&event)).await? else {
+    let Some(mut state) = tx.find_attempt(AttemptKey::of(&event), None).await? else {
         return Ok(None);
     };
     let enqueued = apply_deferred(&mut tx, &mut state, vec![event]).await?;
@@ -131,7 +157,7 @@ pub(crate) async fn record_outcome<T: TxOps>(mut tx: T, call_id: &str, outcome: 
         other => return Err(StoreError::Invalid(format!("a dialogue outcome is `completed` or `refused`, not `{other}`"))),
     };
     let mut state = tx
-        .find_attempt(AttemptKey::CallId(call_id))
+        .find_attempt(AttemptKey::CallId(call_id), None)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("call `{call_id}` not found")))?;
     match state.attempt.outcome {
@@ -276,7 +302,7 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
 
     let waiting = tx.deferred_events(Some(&call_id), new.provider, new.provider_call_id.as_deref()).await?;
     let applied_deferred = waiting.len();
-    let mut state = Loaded { attempt, contact, campaign };
+    let mut state = Loaded { attempt, contact, campaign, deferred_waiting: false };
     let enqueued = apply_deferred(&mut tx, &mut state, waiting).await?;
     tx.commit().await?;
     Ok(Registered { attempt: state.attempt, contact: state.contact, applied_deferred, enqueued })

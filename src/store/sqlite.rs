@@ -81,5 +81,6 @@ sql_backend! {
     lock_events: "",
     claim_lock: "",
     named_lock: None,
-    notify_jobs: None,
+    job_insert_wrap: ("", ""),
+    extra_tx_ops: {},
 }
