@@ -116,33 +116,8 @@ macro_rules! sql_backend {
             }
 
             async fn insert_event(&mut self, e: &CallEvent, call_id: Option<&str>, disposition: Disposition) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO telephony_events (id, provider, dedupe_key, call_id, provider_call_id, event_type, \
-                     provider_status, sequence_number, occurred_at, received_at, disposition, payload, campaign_id, \
-                     contact_id, duration_seconds, answered_by, error_code, error_message) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-                     ON CONFLICT (dedupe_key) DO NOTHING",
-                )
-                .bind($id(Uuid::new_v4()))
-                .bind(e.provider.as_str())
-                .bind(&e.dedupe_key)
-                .bind(call_id)
-                .bind(&e.provider_call_id)
-                .bind(e.event_type.map(|t| t.as_str()))
-                .bind(&e.provider_status)
-                .bind(e.sequence_number)
-                .bind(e.occurred_at)
-                .bind(e.received_at)
-                .bind(disposition.as_str())
-                .bind(Json(&e.payload))
-                .bind(e.campaign_id.map($id))
-                .bind(e.contact_id.map($id))
-                .bind(e.duration_seconds)
-                .bind(&e.answered_by)
-                .bind(&e.error_code)
-                .bind(&e.error_message)
-                .execute(&mut *self.0)
-                .await?;
+                let sql = concat!($crate::store::backend::INSERT_EVENT!(), " ON CONFLICT (dedupe_key) DO NOTHING");
+                let done = bind_event(sqlx::query(sql), e, call_id, disposition).execute(&mut *self.0).await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -199,31 +174,8 @@ macro_rules! sql_backend {
             }
 
             async fn update_attempt(&mut self, a: &Attempt) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE call_attempts SET provider_call_id = $2, status = $3, provider_raw_status = $4, \
-                     answered_by = $5, answered_at = $6, ended_at = $7, duration_seconds = $8, outcome = $9, \
-                     error_code = $10, error_message = $11 WHERE id = $1",
-                )
-                .bind($id(a.id))
-                .bind(&a.provider_call_id)
-                .bind(a.status.as_str())
-                .bind(&a.provider_raw_status)
-                .bind(&a.answered_by)
-                .bind(a.answered_at)
-                .bind(a.ended_at)
-                .bind(a.duration_seconds)
-                .bind(a.outcome.map(|o| o.as_str()))
-                .bind(&a.error_code)
-                .bind(&a.error_message)
-                .execute(&mut *self.0)
-                .await
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "provider call id `{}` already belongs to another call attempt",
-                        a.provider_call_id.as_deref().unwrap_or_default()
-                    )),
-                    other => other,
-                })?;
+                let sql = concat!("UPDATE call_attempts SET ", $crate::store::backend::ATTEMPT_SET!(1), " WHERE id = $1");
+                bind_attempt(sqlx::query(sql), a).execute(&mut *self.0).await.map_err(|e| provider_id_conflict(e, a))?;
                 Ok(())
             }
 
@@ -494,6 +446,56 @@ macro_rules! sql_backend {
             }
         }
 
+        type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// Binds an inbox row's 18 values, in [`INSERT_EVENT`]'s column order.
+        fn bind_event<'q>(q: Query<'q>, e: &'q CallEvent, call_id: Option<&'q str>, disposition: Disposition) -> Query<'q> {
+            q.bind($id(Uuid::new_v4()))
+                .bind(e.provider.as_str())
+                .bind(&e.dedupe_key)
+                .bind(call_id)
+                .bind(&e.provider_call_id)
+                .bind(e.event_type.map(|t| t.as_str()))
+                .bind(&e.provider_status)
+                .bind(e.sequence_number)
+                .bind(e.occurred_at)
+                .bind(e.received_at)
+                .bind(disposition.as_str())
+                .bind(Json(&e.payload))
+                .bind(e.campaign_id.map($id))
+                .bind(e.contact_id.map($id))
+                .bind(e.duration_seconds)
+                .bind(&e.answered_by)
+                .bind(&e.error_code)
+                .bind(&e.error_message)
+        }
+
+        /// Binds an attempt's id, then the 10 values of [`ATTEMPT_SET`].
+        fn bind_attempt<'q>(q: Query<'q>, a: &'q Attempt) -> Query<'q> {
+            q.bind($id(a.id))
+                .bind(&a.provider_call_id)
+                .bind(a.status.as_str())
+                .bind(&a.provider_raw_status)
+                .bind(&a.answered_by)
+                .bind(a.answered_at)
+                .bind(a.ended_at)
+                .bind(a.duration_seconds)
+                .bind(a.outcome.map(|o| o.as_str()))
+                .bind(&a.error_code)
+                .bind(&a.error_message)
+        }
+
+        /// A unique violation while writing an attempt: its provider call id is taken.
+        fn provider_id_conflict(err: sqlx::Error, a: &Attempt) -> StoreError {
+            match StoreError::from(err) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "provider call id `{}` already belongs to another call attempt",
+                    a.provider_call_id.as_deref().unwrap_or_default()
+                )),
+                other => other,
+            }
+        }
+
         impl $store {
             /// Wakes this process's dispatcher after a commit that enqueued jobs.
             fn signal_jobs(&self, enqueued: usize) {
@@ -513,3 +515,28 @@ macro_rules! sql_backend {
     };
 }
 pub(crate) use sql_backend;
+
+/// The inbox insert both backends share (18 parameters, see `bind_event`).
+macro_rules! INSERT_EVENT {
+    () => {
+        "INSERT INTO telephony_events (id, provider, dedupe_key, call_id, provider_call_id, event_type, \
+         provider_status, sequence_number, occurred_at, received_at, disposition, payload, campaign_id, \
+         contact_id, duration_seconds, answered_by, error_code, error_message) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    };
+}
+pub(crate) use INSERT_EVENT;
+
+/// The attempt columns a transition writes; the id is parameter `$base`, the values
+/// follow it (see `bind_attempt`). `$base` is 1 alone, 19 after an inbox insert.
+macro_rules! ATTEMPT_SET {
+    (1) => {
+        "provider_call_id = $2, status = $3, provider_raw_status = $4, answered_by = $5, answered_at = $6, \
+         ended_at = $7, duration_seconds = $8, outcome = $9, error_code = $10, error_message = $11"
+    };
+    (19) => {
+        "provider_call_id = $20, status = $21, provider_raw_status = $22, answered_by = $23, answered_at = $24, \
+         ended_at = $25, duration_seconds = $26, outcome = $27, error_code = $28, error_message = $29"
+    };
+}
+pub(crate) use ATTEMPT_SET;

@@ -97,56 +97,18 @@ sql_backend! {
             attempt: Option<&Attempt>,
         ) -> StoreResult<bool> {
             let Some(a) = attempt else { return self.insert_event(e, Some(call_id), disposition).await };
-            let inserted: bool = sqlx::query_scalar(
-                "WITH ins AS (INSERT INTO telephony_events (id, provider, dedupe_key, call_id, provider_call_id, \
-                 event_type, provider_status, sequence_number, occurred_at, received_at, disposition, payload, \
-                 campaign_id, contact_id, duration_seconds, answered_by, error_code, error_message) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1), \
-                 upd AS (UPDATE call_attempts SET provider_call_id = $20, status = $21, provider_raw_status = $22, \
-                 answered_by = $23, answered_at = $24, ended_at = $25, duration_seconds = $26, outcome = $27, \
-                 error_code = $28, error_message = $29 WHERE id = $19 AND EXISTS (SELECT 1 FROM ins) RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM ins) OR EXISTS (SELECT 1 FROM upd)",
-            )
-            .bind(Uuid::new_v4())
-            .bind(e.provider.as_str())
-            .bind(&e.dedupe_key)
-            .bind(call_id)
-            .bind(&e.provider_call_id)
-            .bind(e.event_type.map(|t| t.as_str()))
-            .bind(&e.provider_status)
-            .bind(e.sequence_number)
-            .bind(e.occurred_at)
-            .bind(e.received_at)
-            .bind(disposition.as_str())
-            .bind(Json(&e.payload))
-            .bind(e.campaign_id)
-            .bind(e.contact_id)
-            .bind(e.duration_seconds)
-            .bind(&e.answered_by)
-            .bind(&e.error_code)
-            .bind(&e.error_message)
-            .bind(a.id)
-            .bind(&a.provider_call_id)
-            .bind(a.status.as_str())
-            .bind(&a.provider_raw_status)
-            .bind(&a.answered_by)
-            .bind(a.answered_at)
-            .bind(a.ended_at)
-            .bind(a.duration_seconds)
-            .bind(a.outcome.map(|o| o.as_str()))
-            .bind(&a.error_code)
-            .bind(&a.error_message)
-            .fetch_one(&mut *self.0)
-            .await
-            .map_err(|err| match StoreError::from(err) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "provider call id `{}` already belongs to another call attempt",
-                    a.provider_call_id.as_deref().unwrap_or_default()
-                )),
-                other => other,
-            })?;
-            Ok(inserted)
+            let sql = concat!(
+                "WITH ins AS (",
+                super::backend::INSERT_EVENT!(),
+                " ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1), upd AS (UPDATE call_attempts SET ",
+                super::backend::ATTEMPT_SET!(19),
+                " WHERE id = $19 AND EXISTS (SELECT 1 FROM ins) RETURNING 1) SELECT EXISTS (SELECT 1 FROM ins)"
+            );
+            let row = bind_attempt(bind_event(sqlx::query(sql), e, Some(call_id), disposition), a)
+                .fetch_one(&mut *self.0)
+                .await
+                .map_err(|err| provider_id_conflict(err, a))?;
+            Ok(sqlx::Row::try_get(&row, 0)?)
         }
     },
 }
