@@ -257,15 +257,21 @@ macro_rules! sql_backend {
                 rows.iter().map(rows::outbox_job).collect()
             }
 
-            async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'done', delivered_at = $2, locked_until = NULL, last_error = NULL, \
-                     updated_at = $2 WHERE id = $1",
-                )
-                .bind($id(id))
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await?;
+            async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!(
+                    "UPDATE outbox SET status = 'done', delivered_at = $1, locked_until = NULL, last_error = NULL, \
+                     updated_at = $1 WHERE id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(Utc::now());
+                for id in ids {
+                    query = query.bind($id(*id));
+                }
+                query.execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -114,7 +114,8 @@ pub trait Store: Send + Sync + 'static {
     /// Leases up to `limit` due jobs for `lease`; each claim counts as an attempt.
     /// A job whose lease expires (its dispatcher died) becomes claimable again.
     async fn claim_jobs(&self, limit: i64, lease: chrono::Duration) -> StoreResult<Vec<OutboxJob>>;
-    async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
+    /// Marks delivered jobs done (one statement for the batch).
+    async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()>;
     /// Records a failed delivery: retried at `retry_at`, or dead when `None`.
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
     /// Makes a dead (or pending) job due now with a fresh attempt budget.
