@@ -179,10 +179,7 @@ async fn main() -> anyhow::Result<()> {
                     if let Some(rx) = &permits {
                         rx.lock().await.recv().await;
                     }
-                    let mut builder = client.post(format!("{target}{}", req.path)).header("content-type", req.signed.content_type).body(req.signed.body);
-                    for (k, v) in &req.signed.headers {
-                        builder = builder.header(*k, v);
-                    }
+                    let builder = req.signed.post(&client, &format!("{target}{}", req.path));
                     let t0 = Instant::now();
                     if req.answered {
                         answered_sent.lock().unwrap().insert(req.call_id.clone(), t0);

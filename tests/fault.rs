@@ -77,11 +77,7 @@ async fn deliver(client: &reqwest::Client, ports: &[u16], start: usize, path: &s
     for attempt in 0..400 {
         let port = ports[(start + attempt) % ports.len()];
         figures.sent.fetch_add(1, Ordering::Relaxed);
-        let mut req = client.post(format!("http://127.0.0.1:{port}{path}")).header("content-type", signed.content_type).body(signed.body.clone());
-        for (k, v) in &signed.headers {
-            req = req.header(*k, v);
-        }
-        match req.send().await {
+        match signed.post(client, &format!("http://127.0.0.1:{port}{path}")).send().await {
             Ok(res) if res.status().is_success() => {
                 figures.accepted.fetch_add(1, Ordering::Relaxed);
                 return;

@@ -176,11 +176,7 @@ async fn expired_telnyx_and_vonage_signatures_are_403() {
         let path = format!("/webhooks/telephony/{provider}/events?call_id=c");
         let cb = Callback { provider_call_id: "pc", event: Some(EventType::Ringing), ..Default::default() };
         let signed = signer().callback(provider, &format!("http://{HOST}{path}"), &cb, old);
-        let mut b = Request::post(&path).header("host", HOST).header("content-type", signed.content_type);
-        for (k, v) in &signed.headers {
-            b = b.header(*k, v);
-        }
-        let (code, body) = send(&app, b.body(Body::from(signed.body)).unwrap()).await;
+        let (code, body) = send(&app, to_request(&path, signed)).await;
         assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("invalid_signature")), "{provider}: {body}");
     }
 }

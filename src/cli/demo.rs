@@ -111,11 +111,7 @@ impl Client {
         let provider_call_id = format!("{}-{call}", self.provider);
         let cb = Callback { provider_call_id: &provider_call_id, event: Some(event), answered_by, duration_seconds: duration };
         let signed = self.signer.callback(self.provider, url, &cb, chrono::Utc::now().timestamp());
-        let mut req = self.http.post(url).header("content-type", signed.content_type).body(signed.body);
-        for (name, value) in signed.headers {
-            req = req.header(name, value);
-        }
-        let res = req.send().await?;
+        let res = signed.post(&self.http, url).send().await?;
         let code = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !code.is_success() {

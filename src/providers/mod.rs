@@ -114,6 +114,12 @@ impl Correlation {
     }
 }
 
+/// Lower-case hex SHA-256 (Twilio's `bodySHA256`, Vonage's `payload_hash`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A JSON body that must be an object (Telnyx, Vonage).
 fn json_object(request: &InboundRequest) -> Result<serde_json::Value, WebhookError> {
     match request.media_type().as_deref() {

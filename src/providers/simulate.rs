@@ -31,6 +31,17 @@ pub struct Signed {
     pub headers: Vec<(&'static str, String)>,
 }
 
+impl Signed {
+    /// A POST of this callback to `url` (content type, signature headers, body).
+    pub fn post(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        let mut request = client.post(url).header("content-type", self.content_type).body(self.body.clone());
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
+        request
+    }
+}
+
 /// Credentials for every provider, on both sides.
 pub struct Signer {
     pub twilio_token: String,
@@ -84,7 +95,7 @@ impl Signer {
                 vec![(telnyx::SIGNATURE_HEADER, signature), (telnyx::TIMESTAMP_HEADER, now.to_string())]
             }
             Provider::Vonage => {
-                let hash: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+                let hash = super::sha256_hex(&body);
                 let claims = serde_json::json!({
                     "iat": now, "jti": uuid::Uuid::new_v4(), "iss": "Vonage", "payload_hash": hash,
                     "api_key": "simulated", "application_id": "simulated",

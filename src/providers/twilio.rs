@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::form::{self, Fields};
@@ -153,7 +153,7 @@ fn check_body_hash(request: &InboundRequest) -> Result<(), WebhookError> {
     let query = form::decode(request.query().unwrap_or("").as_bytes()).unwrap_or_default();
     let expected = form::first(&query, "bodySHA256")
         .ok_or_else(|| WebhookError::InvalidSignature("JSON body without `bodySHA256` in the URL".into()))?;
-    let actual = hex(&Sha256::digest(&request.body));
+    let actual = body_sha256(&request.body);
     if bool::from(actual.as_bytes().ct_eq(expected.to_ascii_lowercase().as_bytes())) {
         Ok(())
     } else {
@@ -161,20 +161,24 @@ fn check_body_hash(request: &InboundRequest) -> Result<(), WebhookError> {
     }
 }
 
-fn mac_matches(algorithm: Algorithm, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
-    // `verify_slice` compares in constant time.
+/// The raw HMAC of `data` under `algorithm`.
+fn hmac(algorithm: Algorithm, key: &[u8], data: &[u8]) -> Vec<u8> {
     match algorithm {
         Algorithm::HmacSha1 => {
             let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes any key length");
             mac.update(data);
-            mac.verify_slice(signature).is_ok()
+            mac.finalize().into_bytes().to_vec()
         }
         Algorithm::HmacSha256 => {
             let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
             mac.update(data);
-            mac.verify_slice(signature).is_ok()
+            mac.finalize().into_bytes().to_vec()
         }
     }
+}
+
+fn mac_matches(algorithm: Algorithm, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    bool::from(hmac(algorithm, key, data).ct_eq(signature))
 }
 
 /// The string Twilio signs: URL, then each name and value, sorted.
@@ -210,28 +214,12 @@ pub fn sign(algorithm: Algorithm, key: &str, url: &str, fields: &[(String, Strin
 /// [`sign`] for any Twilio-compatible [`Scheme`].
 pub fn sign_scheme(scheme: &Scheme, algorithm: Algorithm, key: &str, url: &str, fields: &[(String, String)]) -> String {
     let data = signing_string_for(scheme, url, fields);
-    let digest = match algorithm {
-        Algorithm::HmacSha1 => {
-            let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("any key length");
-            mac.update(data.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
-        Algorithm::HmacSha256 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-            mac.update(data.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
-    };
-    BASE64.encode(digest)
+    BASE64.encode(hmac(algorithm, key.as_bytes(), data.as_bytes()))
 }
 
 /// Hex SHA-256 of a JSON body, for the `bodySHA256` query parameter.
 pub fn body_sha256(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::sha256_hex(body)
 }
 
 /// The URL as requested plus its twin with the default port added or removed:

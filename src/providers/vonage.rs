@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{json_object, Correlation, InboundRequest, Verified, WebhookError};
@@ -58,7 +57,7 @@ pub fn verify(config: &VonageConfig, request: InboundRequest, now: DateTime<Utc>
         }
     }
     let expected = claims.payload_hash.ok_or_else(|| WebhookError::InvalidSignature("JWT has no payload_hash".into()))?;
-    let actual: String = Sha256::digest(&request.body).iter().map(|b| format!("{b:02x}")).collect();
+    let actual = super::sha256_hex(&request.body);
     if !bool::from(actual.as_bytes().ct_eq(expected.to_ascii_lowercase().as_bytes())) {
         return Err(WebhookError::InvalidSignature("body does not match payload_hash".into()));
     }
@@ -121,7 +120,7 @@ mod tests {
     const BODY: &str = r#"{"from":"447700900000","to":"447700900001","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a","status":"completed","direction":"outbound","timestamp":"2026-11-24T10:00:30.000Z","duration":"23"}"#;
 
     fn jwt(secret: &str, body: &str, iat: i64) -> String {
-        let hash: String = Sha256::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = crate::providers::sha256_hex(body.as_bytes());
         let claims = serde_json::json!({"iat": iat, "jti": "j1", "iss": "Vonage", "payload_hash": hash, "api_key": "abc"});
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
     }

@@ -418,7 +418,7 @@ macro_rules! sql_backend {
             }
 
             async fn campaign(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
-                self.begin().await?.find_campaign(id).await
+                campaign_by_id(&self.pool, id).await
             }
 
             async fn contact(&self, id: Uuid) -> StoreResult<Option<Contact>> {
@@ -513,10 +513,14 @@ macro_rules! sql_backend {
 
         impl Tx {
             async fn find_campaign(&mut self, id: Uuid) -> StoreResult<Option<Campaign>> {
-                let sql = format!("SELECT {CAMPAIGN_COLS} FROM campaigns k WHERE k.id = $1");
-                let row = sqlx::query(&sql).bind($id(id)).fetch_optional(&mut *self.0).await?;
-                row.as_ref().map(rows::campaign).transpose()
+                campaign_by_id(&mut *self.0, id).await
             }
+        }
+
+        async fn campaign_by_id<'e>(executor: impl sqlx::Executor<'e, Database = $db>, id: Uuid) -> StoreResult<Option<Campaign>> {
+            let sql = format!("SELECT {CAMPAIGN_COLS} FROM campaigns k WHERE k.id = $1");
+            let row = sqlx::query(&sql).bind($id(id)).fetch_optional(executor).await?;
+            row.as_ref().map(rows::campaign).transpose()
         }
     };
 }

@@ -121,9 +121,7 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
         Disposition::Ignored => RecordOutcome::Ignored,
         _ => RecordOutcome::Stale,
     };
-    // The attempt is written; `persist` is left with the contact and the jobs.
-    state.attempt = decision.attempt.clone();
-    let mut enqueued = persist(&mut tx, &mut state, decision).await?;
+    let mut enqueued = persist_effects(&mut tx, &mut state, decision).await?;
     if !had_provider_call_id && state.deferred_waiting {
         // Callbacks that named the call only by the provider's id can be matched now.
         let pcid = state.attempt.provider_call_id.clone();
@@ -217,8 +215,13 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
 async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<usize> {
     if decision.attempt != state.attempt {
         tx.update_attempt(&decision.attempt).await?;
-        state.attempt = decision.attempt;
     }
+    persist_effects(tx, state, decision).await
+}
+
+/// The contact change and jobs of a decision whose attempt is already written.
+async fn persist_effects<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<usize> {
+    state.attempt = decision.attempt;
     if let Some(change) = &decision.contact {
         change.apply_to(&mut state.contact);
         state.contact.updated_at = Utc::now();

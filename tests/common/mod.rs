@@ -155,7 +155,7 @@ pub fn provider_raw(provider: Provider, path_and_query: &str, content_type: &'st
     to_request(path_and_query, signed)
 }
 
-fn to_request(path_and_query: &str, signed: Signed) -> Request<Body> {
+pub fn to_request(path_and_query: &str, signed: Signed) -> Request<Body> {
     let mut b = Request::post(path_and_query).header("host", HOST).header("content-type", signed.content_type);
     for (k, v) in &signed.headers {
         b = b.header(*k, v);
