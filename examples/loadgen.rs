@@ -76,9 +76,14 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = callhook::store::connect(&args.database_url, 4).await?;
-    let campaign = store.create_campaign(NewCampaign { name: "bench".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) }).await?;
+    let campaign = store
+        .create_campaign(NewCampaign { name: "bench".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) })
+        .await?;
     let contacts = store
-        .add_contacts(campaign.id, (0..args.calls).map(|i| NewContact::phone(format!("+1415{:07}", i % 10_000_000))).collect())
+        .add_contacts(
+            campaign.id,
+            (0..args.calls).map(|i| NewContact::phone(format!("+1415{:07}", i % 10_000_000))).collect(),
+        )
         .await?;
     let mut signer = Signer::from_seed("bench");
     signer.twilio_token = args.token.clone();
@@ -105,7 +110,12 @@ async fn main() -> anyhow::Result<()> {
                         answered_by: None,
                         duration_seconds: (*e == EventType::Completed).then_some(60),
                     };
-                    Request { call_id: call_id.clone(), answered: *e == EventType::Answered, signed: signer.callback(Provider::Twilio, &url, &cb, now), path: path.clone() }
+                    Request {
+                        call_id: call_id.clone(),
+                        answered: *e == EventType::Answered,
+                        signed: signer.callback(Provider::Twilio, &url, &cb, now),
+                        path: path.clone(),
+                    }
                 })
                 .collect(),
         );
@@ -137,7 +147,8 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(30)).build()?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(30)).build()?;
     let queue = Arc::new(Mutex::new(calls));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let answered_sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -229,7 +240,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// A bounded multi-consumer channel: tokio's mpsc receiver behind an async mutex.
-fn async_channel(capacity: usize) -> (tokio::sync::mpsc::Sender<()>, Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>>) {
+fn async_channel(
+    capacity: usize,
+) -> (tokio::sync::mpsc::Sender<()>, Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>>) {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
     (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }

@@ -186,14 +186,19 @@ impl OutboxArgs {
         Ok(match self.sink {
             SinkKind::Log => Arc::new(LogSink),
             SinkKind::Http => {
-                let url = self.sink_http_url.clone().ok_or_else(|| SinkError("the http sink needs CALLHOOK_SINK_HTTP_URL".into()))?;
+                let url = self
+                    .sink_http_url
+                    .clone()
+                    .ok_or_else(|| SinkError("the http sink needs CALLHOOK_SINK_HTTP_URL".into()))?;
                 let secret = self
                     .sink_http_secret
                     .clone()
                     .ok_or_else(|| SinkError("the http sink needs CALLHOOK_SINK_HTTP_SECRET".into()))?;
                 Arc::new(HttpSink::new(url, &secret, Duration::from_secs(self.sink_http_timeout_secs))?)
             }
-            SinkKind::Nats => Arc::new(NatsSink::connect(&self.nats_url, &self.nats_stream, &self.nats_subject_prefix).await?),
+            SinkKind::Nats => {
+                Arc::new(NatsSink::connect(&self.nats_url, &self.nats_stream, &self.nats_subject_prefix).await?)
+            }
         })
     }
 }
@@ -280,7 +285,12 @@ impl ServeArgs {
             },
             signalwire: TwilioConfig { auth_tokens: non_empty(&self.signalwire_signing_keys), shared_keys: vec![] },
             telnyx: TelnyxConfig {
-                public_keys: self.telnyx_public_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+                public_keys: self
+                    .telnyx_public_keys
+                    .iter()
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
             },
             vonage: VonageConfig { signature_secrets: non_empty(&self.vonage_signature_secrets) },
             plivo: PlivoConfig { auth_tokens: non_empty(&self.plivo_auth_tokens) },

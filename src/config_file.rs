@@ -20,7 +20,9 @@ pub enum ConfigFileError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
-    #[error("config file {path}: unknown setting `{key}` (settings are the long flag names with `_`, e.g. `database_url`)")]
+    #[error(
+        "config file {path}: unknown setting `{key}` (settings are the long flag names with `_`, e.g. `database_url`)"
+    )]
     UnknownKey { path: PathBuf, key: String },
     #[error("config file {path}: `{key}` must be a string, number, boolean or array of those")]
     BadValue { path: PathBuf, key: String },

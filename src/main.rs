@@ -33,7 +33,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve(args).await,
             Command::Migrate(args) => cli::migrate(&args).await,
             Command::Config(ConfigCommand::Check(args)) => {
-                let sub = matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check")).expect("parsed");
+                let sub =
+                    matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check")).expect("parsed");
                 if cli::config_check(&args, sub, &layer)? {
                     Ok(())
                 } else {
@@ -41,11 +42,15 @@ fn main() -> ExitCode {
                 }
             }
             Command::Demo(args) => cli::demo(args).await,
-            Command::Calls(CallsCommand::Show { call_id, database, json }) => cli::calls_show(&database, &call_id, json).await,
+            Command::Calls(CallsCommand::Show { call_id, database, json }) => {
+                cli::calls_show(&database, &call_id, json).await
+            }
             Command::Outbox(OutboxCommand::List { database, status, limit }) => {
                 cli::outbox_list(&database, status.as_deref(), limit).await
             }
-            Command::Outbox(OutboxCommand::Retry { ids, all_dead, database }) => cli::outbox_retry(&database, &ids, all_dead).await,
+            Command::Outbox(OutboxCommand::Retry { ids, all_dead, database }) => {
+                cli::outbox_retry(&database, &ids, all_dead).await
+            }
             Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
         }
     });

@@ -41,5 +41,6 @@ pub fn observe_http(route: String, method: String, status: u16, elapsed: Duratio
 }
 
 pub fn count_webhook(provider: &'static str, event_type: &str, outcome: &'static str) {
-    metrics::counter!(WEBHOOKS, "provider" => provider, "event_type" => event_type.to_owned(), "outcome" => outcome).increment(1);
+    metrics::counter!(WEBHOOKS, "provider" => provider, "event_type" => event_type.to_owned(), "outcome" => outcome)
+        .increment(1);
 }

@@ -13,24 +13,27 @@ use callhook::store::Store;
 use common::*;
 
 fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
-    let b = Request::builder().method(method).uri(path).header("host", HOST).header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    let b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", HOST)
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
     match body {
         Some(json) => b.header("content-type", "application/json").body(Body::from(json.to_string())).unwrap(),
         None => b.body(Body::empty()).unwrap(),
     }
 }
 
-on_both_stores!(
-    a_campaign_is_run_end_to_end_through_the_api,
-    invalid_input_gets_json_errors,
-    outcome_rules,
-);
+on_both_stores!(a_campaign_is_run_end_to_end_through_the_api, invalid_input_gets_json_errors, outcome_rules,);
 
 #[tokio::test]
 async fn requests_without_the_bearer_token_are_401() {
     let db = sqlite().await;
     let app = app(db.store.clone());
-    let no_token = Request::post("/api/v1/campaigns").header("content-type", "application/json").body(Body::from(r#"{"name":"x"}"#)).unwrap();
+    let no_token = Request::post("/api/v1/campaigns")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name":"x"}"#))
+        .unwrap();
     let (code, body) = send(&app, no_token).await;
     assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     let wrong = Request::get("/api/v1/contacts/00000000-0000-0000-0000-000000000000")
@@ -51,7 +54,12 @@ async fn openapi_document_describes_the_api() {
     let (code, doc) = send(&app(db.store.clone()), Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(code, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/campaigns", "/api/v1/calls", "/api/v1/calls/{call_id}/outcome", "/webhooks/telephony/{provider}/events"] {
+    for path in [
+        "/api/v1/campaigns",
+        "/api/v1/calls",
+        "/api/v1/calls/{call_id}/outcome",
+        "/webhooks/telephony/{provider}/events",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     assert!(doc["components"]["schemas"]["Attempt"]["properties"]["status"].is_object());
@@ -67,8 +75,15 @@ async fn unknown_routes_are_json_404s() {
 
 async fn a_campaign_is_run_end_to_end_through_the_api(store: Arc<dyn Store>) {
     let app = app(store.clone());
-    let (code, campaign) =
-        send(&app, admin("POST", "/api/v1/campaigns", Some(json!({"name": "NPS", "max_attempts": 2, "retry_interval_minutes": 30})))).await;
+    let (code, campaign) = send(
+        &app,
+        admin(
+            "POST",
+            "/api/v1/campaigns",
+            Some(json!({"name": "NPS", "max_attempts": 2, "retry_interval_minutes": 30})),
+        ),
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED, "{campaign}");
     assert_eq!((campaign["max_attempts"].as_i64(), campaign["retry_interval_minutes"].as_i64()), (Some(2), Some(30)));
     let cid = campaign["id"].as_str().unwrap();
@@ -80,7 +95,9 @@ async fn a_campaign_is_run_end_to_end_through_the_api(store: Arc<dyn Store>) {
     assert_eq!(body["contacts"][0]["external_id"], "crm-1");
     assert_eq!(body["contacts"][1]["state"], "pending");
 
-    let (code, reg) = send(&app, admin("POST", "/api/v1/calls", Some(json!({"contact_id": contact_id, "call_id": "api-call-1"})))).await;
+    let (code, reg) =
+        send(&app, admin("POST", "/api/v1/calls", Some(json!({"contact_id": contact_id, "call_id": "api-call-1"}))))
+            .await;
     assert_eq!(code, StatusCode::CREATED, "{reg}");
     assert_eq!(reg["call_id"], "api-call-1");
     assert_eq!(reg["attempt"]["attempt_number"], 1);
@@ -104,11 +121,18 @@ async fn a_campaign_is_run_end_to_end_through_the_api(store: Arc<dyn Store>) {
     assert_eq!(detail["events"][1]["event_type"], "call.answered");
     assert_eq!(detail["events"][1]["payload"]["CallSid"], "CA-api");
 
-    let (code, done) = send(&app, admin("POST", "/api/v1/calls/api-call-1/outcome", Some(json!({"outcome": "completed"})))).await;
+    let (code, done) =
+        send(&app, admin("POST", "/api/v1/calls/api-call-1/outcome", Some(json!({"outcome": "completed"})))).await;
     assert_eq!(code, StatusCode::OK, "{done}");
-    assert_eq!((done["attempt"]["outcome"].as_str(), done["contact"]["state"].as_str()), (Some("completed"), Some("completed")));
+    assert_eq!(
+        (done["attempt"]["outcome"].as_str(), done["contact"]["state"].as_str()),
+        (Some("completed"), Some("completed"))
+    );
     let (code, contact) = send(&app, admin("GET", &format!("/api/v1/contacts/{contact_id}"), None)).await;
-    assert_eq!((code, contact["state"].as_str(), contact["last_outcome"].as_str()), (StatusCode::OK, Some("completed"), Some("completed")));
+    assert_eq!(
+        (code, contact["state"].as_str(), contact["last_outcome"].as_str()),
+        (StatusCode::OK, Some("completed"), Some("completed"))
+    );
 
     let kinds: Vec<String> = store.outbox(10).await.unwrap().into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds, vec!["dialogue.start", "survey.completed"]);
@@ -136,18 +160,37 @@ async fn invalid_input_gets_json_errors(store: Arc<dyn Store>) {
         .unwrap();
     let (code, body) = send(&app, syntax).await;
     assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_body")));
-    let no_ct = Request::post("/api/v1/campaigns").header("authorization", format!("Bearer {ADMIN_TOKEN}")).body(Body::from("{}")).unwrap();
+    let no_ct = Request::post("/api/v1/campaigns")
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(Body::from("{}"))
+        .unwrap();
     assert_eq!(send(&app, no_ct).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let campaign = campaign(&store, 3).await;
-    let (code, body) = send(&app, admin("POST", &format!("/api/v1/campaigns/{}/contacts", campaign.id), Some(json!({"contacts": [{"phone_number": "+14155550100"}, {"phone_number": "0044 20"}]})))).await;
+    let (code, body) = send(
+        &app,
+        admin(
+            "POST",
+            &format!("/api/v1/campaigns/{}/contacts", campaign.id),
+            Some(json!({"contacts": [{"phone_number": "+14155550100"}, {"phone_number": "0044 20"}]})),
+        ),
+    )
+    .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(body["error"]["message"].as_str().unwrap().contains("E.164"));
     assert!(store.events(10).await.unwrap().is_empty());
     let missing = uuid::Uuid::new_v4();
     assert_eq!(send(&app, admin("GET", &format!("/api/v1/contacts/{missing}"), None)).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, admin("POST", &format!("/api/v1/campaigns/{missing}/contacts"), Some(json!({"contacts": []})))).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, admin("POST", "/api/v1/calls", Some(json!({"contact_id": missing})))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, admin("POST", &format!("/api/v1/campaigns/{missing}/contacts"), Some(json!({"contacts": []}))))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, admin("POST", "/api/v1/calls", Some(json!({"contact_id": missing})))).await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(send(&app, admin("GET", "/api/v1/calls/nope", None)).await.0, StatusCode::NOT_FOUND);
 }
 

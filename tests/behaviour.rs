@@ -30,7 +30,10 @@ on_both_stores!(
     registration_racing_early_callbacks_leaves_nothing_deferred,
 );
 
-async fn register(store: &Arc<dyn Store>, max_attempts: i32) -> (callhook::domain::Campaign, callhook::domain::Contact, String) {
+async fn register(
+    store: &Arc<dyn Store>,
+    max_attempts: i32,
+) -> (callhook::domain::Campaign, callhook::domain::Contact, String) {
     let campaign = campaign(store, max_attempts).await;
     let contact = contact(store, &campaign).await;
     let reg = store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap();
@@ -90,18 +93,28 @@ async fn redelivered_callback_is_stored_once(store: Arc<dyn Store>) {
 async fn out_of_order_callback_never_moves_state_back(store: Arc<dyn Store>) {
     let app = app(store.clone());
     let (_, contact, call_id) = register(&store, 3).await;
-    let (_, body) = send(&app, callback_with(&call_id, "CA300", "no-answer", &[("Timestamp", "Tue, 24 Nov 2026 10:00:30 +0000")])).await;
+    let (_, body) =
+        send(&app, callback_with(&call_id, "CA300", "no-answer", &[("Timestamp", "Tue, 24 Nov 2026 10:00:30 +0000")]))
+            .await;
     assert_eq!(body["status"], "processed");
     let (code, body) = send(&app, callback(&call_id, "CA300", "ringing")).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(body, json!({"status": "ignored", "reason": "stale", "call_id": call_id, "event_type": "call.ringing"}));
-    let (_, body) = send(&app, callback_with(&call_id, "CA300", "in-progress", &[("Timestamp", "Tue, 24 Nov 2026 10:00:10 +0000")])).await;
+    let (_, body) = send(
+        &app,
+        callback_with(&call_id, "CA300", "in-progress", &[("Timestamp", "Tue, 24 Nov 2026 10:00:10 +0000")]),
+    )
+    .await;
     assert_eq!(body["reason"], "stale");
 
     let attempt = store.attempt(&call_id).await.unwrap().unwrap();
     assert_eq!(attempt.status, CallStatus::NoAnswer);
     assert_eq!(attempt.provider_raw_status.as_deref(), Some("no-answer"));
-    assert_eq!(attempt.answered_at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-24T10:00:10+00:00"), "late answer fills the timestamp");
+    assert_eq!(
+        attempt.answered_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-24T10:00:10+00:00"),
+        "late answer fills the timestamp"
+    );
     assert!(dialogue_starts(&store).await.is_empty(), "a late answer starts nothing");
     let dispositions: Vec<_> = store.events_for_call(&call_id).await.unwrap().iter().map(|e| e.disposition).collect();
     assert_eq!(dispositions, vec![Disposition::Applied, Disposition::Stale, Disposition::Stale]);
@@ -115,13 +128,23 @@ async fn failures_retry_until_max_attempts_then_not_reached(store: Arc<dyn Store
     send(&app, callback_with(&first, "CA401", "busy", &[("Timestamp", ended)])).await;
     let c = store.contact(contact.id).await.unwrap().unwrap();
     assert_eq!((c.state, c.last_outcome, c.attempts_count), (ContactState::Pending, Some(Outcome::Busy), 1));
-    let expected_next = chrono::DateTime::parse_from_rfc2822(ended).unwrap() + Duration::minutes(i64::from(campaign.retry_interval_minutes));
+    let expected_next = chrono::DateTime::parse_from_rfc2822(ended).unwrap()
+        + Duration::minutes(i64::from(campaign.retry_interval_minutes));
     assert_eq!(c.next_attempt_at, Some(expected_next.to_utc()));
 
     let second = store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap();
     assert_eq!(second.attempt.attempt_number, 2);
     assert_eq!(second.contact.next_attempt_at, None);
-    let (_, body) = send(&app, callback_with(&second.attempt.call_id, "CA402", "failed", &[("ErrorCode", "32009"), ("ErrorMessage", "carrier rejected")])).await;
+    let (_, body) = send(
+        &app,
+        callback_with(
+            &second.attempt.call_id,
+            "CA402",
+            "failed",
+            &[("ErrorCode", "32009"), ("ErrorMessage", "carrier rejected")],
+        ),
+    )
+    .await;
     assert_eq!(body["status"], "processed");
     let attempt = store.attempt(&second.attempt.call_id).await.unwrap().unwrap();
     assert_eq!((attempt.outcome, attempt.error_code.as_deref()), (Some(Outcome::Failed), Some("32009")));
@@ -141,7 +164,11 @@ async fn machine_answered_call_counts_as_no_answer(store: Arc<dyn Store>) {
     let app = app(store.clone());
     let (_, contact, call_id) = register(&store, 3).await;
     send(&app, callback_with(&call_id, "CA500", "in-progress", &[("AnsweredBy", "machine_end_beep")])).await;
-    send(&app, callback_with(&call_id, "CA500", "completed", &[("AnsweredBy", "machine_end_beep"), ("CallDuration", "12")])).await;
+    send(
+        &app,
+        callback_with(&call_id, "CA500", "completed", &[("AnsweredBy", "machine_end_beep"), ("CallDuration", "12")]),
+    )
+    .await;
     let attempt = store.attempt(&call_id).await.unwrap().unwrap();
     assert_eq!((attempt.status, attempt.outcome), (CallStatus::Completed, Some(Outcome::NoAnswer)));
     assert_eq!(attempt.answered_by.as_deref(), Some("machine_end_beep"));
@@ -179,14 +206,19 @@ async fn callbacks_without_call_id_match_by_provider_call_id(store: Arc<dyn Stor
     let app = app(store.clone());
     let (_, _, call_id) = register(&store, 3).await;
     // Only the provider's id: unknown yet, so deferred until the call's first correlated callback.
-    let bare = |status: &str| signed("/webhooks/telephony/twilio/events", &fields(&[("CallSid", "CA700"), ("CallStatus", status)]));
+    let bare = |status: &str| {
+        signed("/webhooks/telephony/twilio/events", &fields(&[("CallSid", "CA700"), ("CallStatus", status)]))
+    };
     let (code, _) = send(&app, bare("ringing")).await;
     assert_eq!(code, StatusCode::ACCEPTED);
     let (_, body) = send(&app, callback(&call_id, "CA700", "initiated")).await;
     assert_eq!(body["status"], "processed");
     assert_eq!(store.attempt(&call_id).await.unwrap().unwrap().status, CallStatus::Ringing, "deferred ringing applied");
     let (code, body) = send(&app, bare("completed")).await;
-    assert_eq!((code, body["status"].as_str(), body["call_id"].as_str()), (StatusCode::OK, Some("processed"), Some(call_id.as_str())));
+    assert_eq!(
+        (code, body["status"].as_str(), body["call_id"].as_str()),
+        (StatusCode::OK, Some("processed"), Some(call_id.as_str()))
+    );
     assert_eq!(store.attempt(&call_id).await.unwrap().unwrap().status, CallStatus::Completed);
     assert_eq!(store.events_for_call(&call_id).await.unwrap().len(), 3);
 }
@@ -213,7 +245,8 @@ async fn correlation_mismatch_is_refused_and_stores_nothing(store: Arc<dyn Store
         assert_eq!(code, StatusCode::CONFLICT, "{body}");
         assert_eq!(body["error"]["code"], "conflict");
     }
-    let ok = format!("/webhooks/telephony/events?call_id={call_id}&campaign_id={}&contact_id={}", campaign.id, contact.id);
+    let ok =
+        format!("/webhooks/telephony/events?call_id={call_id}&campaign_id={}&contact_id={}", campaign.id, contact.id);
     assert_eq!(send(&app, signed(&ok, &f)).await.1["status"], "processed");
     // Once the call has a provider id, another CallSid on the same call_id is refused.
     let (code, _) = send(&app, callback(&call_id, "CA-OTHER", "completed")).await;
@@ -244,7 +277,10 @@ async fn registration_enforces_contact_rules(store: Arc<dyn Store>) {
     let c = store.contact(contacts[1].id).await.unwrap().unwrap();
     assert_eq!((c.attempts_count, c.state), (0, ContactState::Pending), "refusals change nothing");
 
-    assert!(matches!(store.add_contacts(campaign.id, vec![NewContact::phone("555-0100")]).await, Err(callhook::store::StoreError::Invalid(_))));
+    assert!(matches!(
+        store.add_contacts(campaign.id, vec![NewContact::phone("555-0100")]).await,
+        Err(callhook::store::StoreError::Invalid(_))
+    ));
     let mut bad = callhook::store::NewCampaign::named("x");
     bad.max_attempts = Some(6);
     assert!(matches!(store.create_campaign(bad).await, Err(callhook::store::StoreError::Invalid(_))));

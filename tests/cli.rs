@@ -23,7 +23,10 @@ fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {
         let (ok, out, err) = callhook(&["demo", "--provider", provider]);
         assert!(ok, "demo {provider} failed: {err}\n{out}");
         let line = |needle: &str| {
-            out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{provider}: no line with {needle:?} in\n{out}")).to_owned()
+            out.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{provider}: no line with {needle:?} in\n{out}"))
+                .to_owned()
         };
         assert!(line("Signed callbacks sent").contains("2 deferred, 2 duplicate, 1 ignored (stale)"), "{out}");
         assert!(line("carol   +1").contains("not_reached"), "{out}");
@@ -50,12 +53,23 @@ async fn operator_commands_work_on_a_database_file() {
     // first correlated one: left deferred, which `events replay` repairs.
     let store = SqliteStore::connect(&url).await.unwrap();
     let campaign = common::campaign(&(std::sync::Arc::new(store.clone()) as _), 3).await;
-    let contact = store.add_contacts(campaign.id, vec![callhook::store::NewContact::phone("+14155550100")]).await.unwrap().remove(0);
+    let contact = store
+        .add_contacts(campaign.id, vec![callhook::store::NewContact::phone("+14155550100")])
+        .await
+        .unwrap()
+        .remove(0);
     let call_id = store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap().attempt.call_id;
     let app = common::app(std::sync::Arc::new(store.clone()));
-    let bare = common::signed("/webhooks/telephony/events", &common::fields(&[("CallSid", "CA-ops"), ("CallStatus", "in-progress")]));
+    let bare = common::signed(
+        "/webhooks/telephony/events",
+        &common::fields(&[("CallSid", "CA-ops"), ("CallStatus", "in-progress")]),
+    );
     assert_eq!(common::send(&app, bare).await.0, axum::http::StatusCode::ACCEPTED);
-    sqlx::query("UPDATE call_attempts SET provider_call_id = 'CA-ops' WHERE call_id = $1").bind(&call_id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE call_attempts SET provider_call_id = 'CA-ops' WHERE call_id = $1")
+        .bind(&call_id)
+        .execute(store.pool())
+        .await
+        .unwrap();
     store.pool().close().await;
 
     let (ok, out, err) = callhook(&["events", "replay", &db]);
@@ -106,9 +120,17 @@ sink_http_url = "ftp://nope"
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    let row = |name: &str| text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}")).to_owned();
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_owned()
+    };
     assert!(row("listen").contains("env") && row("listen").contains("127.0.0.1:7000"), "env beats file: {text}");
-    assert!(row("outbox_max_attempts").contains("flag") && row("outbox_max_attempts").ends_with(" 7"), "flag beats file: {text}");
+    assert!(
+        row("outbox_max_attempts").contains("flag") && row("outbox_max_attempts").ends_with(" 7"),
+        "flag beats file: {text}"
+    );
     assert!(row("database_url").contains("file") && row("database_url").contains("app:***@db.internal"), "{text}");
     assert!(row("twilio_auth_tokens").ends_with("***"), "{text}");
     assert!(!text.contains("tok-new") && !text.contains("s3cret"), "secrets never printed: {text}");
@@ -154,7 +176,12 @@ async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
     let path = "/webhooks/telephony/events?call_id=log-1";
     let fields = common::fields(&[("CallSid", "CA-log"), ("CallStatus", "ringing")]);
     let url = format!("{base}{path}");
-    let signature = callhook::providers::twilio::sign(callhook::providers::twilio::Algorithm::HmacSha1, common::TOKEN, &url, &fields);
+    let signature = callhook::providers::twilio::sign(
+        callhook::providers::twilio::Algorithm::HmacSha1,
+        common::TOKEN,
+        &url,
+        &fields,
+    );
     let res = client.post(&url).header("x-twilio-signature", signature).form(&fields).send().await.unwrap();
     assert_eq!(res.status(), 202);
 
@@ -163,10 +190,15 @@ async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
-    let recorded = lines.iter().find(|l| l["fields"]["message"] == "callback recorded").unwrap_or_else(|| panic!("{stderr}"));
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let recorded =
+        lines.iter().find(|l| l["fields"]["message"] == "callback recorded").unwrap_or_else(|| panic!("{stderr}"));
     let webhook = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "webhook").unwrap();
-    assert_eq!((webhook["provider"].as_str(), webhook["call_id"].as_str(), webhook["event_type"].as_str()), (Some("twilio"), Some("log-1"), Some("call.ringing")));
+    assert_eq!(
+        (webhook["provider"].as_str(), webhook["call_id"].as_str(), webhook["event_type"].as_str()),
+        (Some("twilio"), Some("log-1"), Some("call.ringing"))
+    );
     let request = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "request").unwrap();
     assert_eq!(request["request_id"].as_str().map(str::len), Some(36), "a request id on every request span");
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();

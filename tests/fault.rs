@@ -39,7 +39,9 @@ struct Replica {
 impl Replica {
     fn start(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
-        cmd.arg("serve").env("CALLHOOK_LISTEN", format!("127.0.0.1:{}", self.port)).env("RUST_LOG", "warn,tower_http=off,callhook::http::error=off");
+        cmd.arg("serve")
+            .env("CALLHOOK_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "warn,tower_http=off,callhook::http::error=off");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -73,7 +75,14 @@ struct Figures {
 }
 
 /// Delivers one callback until some replica answers 2xx, as a provider retries.
-async fn deliver(client: &reqwest::Client, ports: &[u16], start: usize, path: &str, signed: &callhook::providers::simulate::Signed, figures: &Figures) {
+async fn deliver(
+    client: &reqwest::Client,
+    ports: &[u16],
+    start: usize,
+    path: &str,
+    signed: &callhook::providers::simulate::Signed,
+    figures: &Figures,
+) {
     for attempt in 0..400 {
         let port = ports[(start + attempt) % ports.len()];
         figures.sent.fetch_add(1, Ordering::Relaxed);
@@ -106,7 +115,9 @@ enum Scenario {
 fn script(s: Scenario) -> Vec<(EventType, Option<&'static str>)> {
     use EventType::*;
     match s {
-        Scenario::Human => vec![(Initiated, None), (Ringing, None), (Answered, Some("human")), (Completed, Some("human"))],
+        Scenario::Human => {
+            vec![(Initiated, None), (Ringing, None), (Answered, Some("human")), (Completed, Some("human"))]
+        }
         Scenario::NoAnswer => vec![(Initiated, None), (Ringing, None), (NoAnswer, None)],
         Scenario::Busy => vec![(Initiated, None), (Busy, None)],
         Scenario::Machine => vec![(Initiated, None), (Answered, Some("machine")), (Completed, Some("machine"))],
@@ -158,7 +169,8 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica { port: free_port(), child: None, env: env.clone() }).collect();
+    let mut replicas: Vec<Replica> =
+        (0..3).map(|_| Replica { port: free_port(), child: None, env: env.clone() }).collect();
     for r in &mut replicas {
         r.start();
     }
@@ -168,7 +180,10 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
 
     // Calls to play, registered as the dialer would.
-    let campaign = store.create_campaign(NewCampaign { name: "fault".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) }).await.unwrap();
+    let campaign = store
+        .create_campaign(NewCampaign { name: "fault".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) })
+        .await
+        .unwrap();
     let contacts = store
         .add_contacts(campaign.id, (0..CALLS).map(|i| NewContact::phone(format!("+1415{:07}", i))).collect())
         .await
@@ -188,8 +203,15 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(24));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (call_id, scenario)) in calls.iter().cloned().enumerate() {
-        let (client, ports, signer_seed, figures, done, distinct, sem) =
-            (client.clone(), ports.clone(), "fault", figures.clone(), done.clone(), distinct.clone(), semaphore.clone());
+        let (client, ports, signer_seed, figures, done, distinct, sem) = (
+            client.clone(),
+            ports.clone(),
+            "fault",
+            figures.clone(),
+            done.clone(),
+            distinct.clone(),
+            semaphore.clone(),
+        );
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
             let signer = Signer::from_seed(signer_seed);
@@ -199,7 +221,12 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
             let steps = script(scenario);
             for (n, (event, amd)) in steps.iter().enumerate() {
                 let duration = (*event == EventType::Completed).then_some(30);
-                let cb = Callback { provider_call_id: &pcid, event: Some(*event), answered_by: *amd, duration_seconds: duration };
+                let cb = Callback {
+                    provider_call_id: &pcid,
+                    event: Some(*event),
+                    answered_by: *amd,
+                    duration_seconds: duration,
+                };
                 let signed = signer.callback(Provider::Twilio, &url, &cb, chrono::Utc::now().timestamp());
                 let status = callhook::providers::form::decode(&signed.body).unwrap();
                 let status = callhook::providers::form::first(&status, "CallStatus").unwrap().to_owned();
@@ -277,7 +304,8 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     }
 
     // Every distinct callback is in the inbox exactly once.
-    let keys: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM telephony_events").fetch_all(store.pool()).await.unwrap();
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT dedupe_key FROM telephony_events").fetch_all(store.pool()).await.unwrap();
     let stored: BTreeSet<String> = keys.iter().cloned().collect();
     assert_eq!(keys.len(), stored.len(), "an event stored twice");
     let distinct = distinct.lock().unwrap().clone();
@@ -303,7 +331,8 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     // Exactly one dialogue.start per human-answered call, each delivered.
     let jobs = store.outbox(100_000).await.unwrap();
     let starts: Vec<_> = jobs.iter().filter(|j| j.kind == "dialogue.start").collect();
-    let started_calls: BTreeSet<String> = starts.iter().map(|j| j.payload["call_id"].as_str().unwrap().to_owned()).collect();
+    let started_calls: BTreeSet<String> =
+        starts.iter().map(|j| j.payload["call_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(starts.len(), started_calls.len(), "two dialogue.start jobs for one call");
     assert_eq!(started_calls, expected_starts);
     let received = received.lock().unwrap();

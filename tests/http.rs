@@ -19,7 +19,8 @@ async fn setup() -> (TestDb, axum::Router, String) {
     let db = sqlite().await;
     let campaign = campaign(&db.store, 3).await;
     let contact = contact(&db.store, &campaign).await;
-    let call_id = db.store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap().attempt.call_id;
+    let call_id =
+        db.store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap().attempt.call_id;
     let app = app(db.store.clone());
     (db, app, call_id)
 }
@@ -50,12 +51,16 @@ async fn missing_and_forged_signatures_are_403_and_store_nothing() {
     assert_eq!(code, StatusCode::FORBIDDEN);
     assert_eq!(res["error"]["code"], "missing_signature");
 
-    let (code, res) = send(&app, form(&path, body, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), "application/x-www-form-urlencoded")).await;
+    let (code, res) =
+        send(&app, form(&path, body, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), "application/x-www-form-urlencoded")).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
     assert_eq!(res["error"]["code"], "invalid_signature");
 
     // Signed for another call: the query string is covered by the signature.
-    let other = signed("/webhooks/telephony/events?call_id=someone-else", &fields(&[("CallSid", "CA1"), ("CallStatus", "in-progress")]));
+    let other = signed(
+        "/webhooks/telephony/events?call_id=someone-else",
+        &fields(&[("CallSid", "CA1"), ("CallStatus", "in-progress")]),
+    );
     let sig = other.headers()["x-twilio-signature"].to_str().unwrap().to_owned();
     let (code, _) = send(&app, form(&path, body, Some(&sig), "application/x-www-form-urlencoded")).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
@@ -81,12 +86,15 @@ async fn malformed_input_is_400_with_a_clear_message() {
         assert_eq!(res["error"]["code"], code_word);
         assert!(res["error"]["message"].as_str().unwrap().contains(mentions), "{res}");
     }
-    let bad_uuid = signed(&format!("{path}&campaign_id=not-a-uuid"), &fields(&[("CallSid", "CA1"), ("CallStatus", "ringing")]));
+    let bad_uuid =
+        signed(&format!("{path}&campaign_id=not-a-uuid"), &fields(&[("CallSid", "CA1"), ("CallStatus", "ringing")]));
     let (code, res) = send(&app, bad_uuid).await;
     assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_field")));
     assert!(res["error"]["message"].as_str().unwrap().contains("campaign_id"));
 
-    let (code, res) = send(&app, form(&path, &b"CallSid=CA1&CallStatus=%FF%FE"[..], Some("x"), "application/x-www-form-urlencoded")).await;
+    let (code, res) =
+        send(&app, form(&path, &b"CallSid=CA1&CallStatus=%FF%FE"[..], Some("x"), "application/x-www-form-urlencoded"))
+            .await;
     assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_body")));
     assert!(res["error"]["message"].as_str().unwrap().contains("UTF-8"));
 
@@ -130,7 +138,10 @@ async fn unknown_provider_is_404() {
     assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_provider")));
     // Telnyx speaks JSON: a form body is refused before anything else.
     let (code, res) = send(&app, signed("/webhooks/telephony/telnyx/events", &fields(&[("CallSid", "CA1")]))).await;
-    assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    assert_eq!(
+        (code, res["error"]["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
+    );
     assert_untouched(&db.store, &call_id).await;
 }
 
@@ -201,7 +212,8 @@ async fn signature_is_checked_against_the_public_url() {
     let app = router(state(db.store.clone(), proxied, false), Limits::default());
     assert_eq!(send(&app, req()).await.0, StatusCode::OK);
 
-    let configured = ExternalUrl { public_base_url: Some("https://hooks.example.com/".into()), trust_forwarded_headers: false };
+    let configured =
+        ExternalUrl { public_base_url: Some("https://hooks.example.com/".into()), trust_forwarded_headers: false };
     let app = router(state(db.store.clone(), configured, false), Limits::default());
     let (code, res) = send(&app, req()).await;
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("duplicate")));
@@ -211,7 +223,8 @@ async fn signature_is_checked_against_the_public_url() {
 async fn json_callbacks_are_verified_by_body_hash() {
     let (db, app, call_id) = setup().await;
     let body = r#"{"CallSid":"CA77","CallStatus":"ringing","SequenceNumber":1}"#;
-    let path = format!("/webhooks/telephony/events?call_id={call_id}&bodySHA256={}", twilio::body_sha256(body.as_bytes()));
+    let path =
+        format!("/webhooks/telephony/events?call_id={call_id}&bodySHA256={}", twilio::body_sha256(body.as_bytes()));
     let sig = twilio::sign(Algorithm::HmacSha1, TOKEN, &format!("http://{HOST}{path}"), &[]);
     let (code, res) = send(&app, form(&path, body, Some(&sig), "application/json")).await;
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("processed")), "{res}");
@@ -224,7 +237,8 @@ async fn insecure_mode_accepts_unsigned_callbacks() {
     let (db, _, call_id) = setup().await;
     let app = router(state(db.store.clone(), ExternalUrl::default(), true), Limits::default());
     let path = format!("/webhooks/telephony/events?call_id={call_id}");
-    let (code, res) = send(&app, form(&path, "CallSid=CA9&CallStatus=ringing", None, "application/x-www-form-urlencoded")).await;
+    let (code, res) =
+        send(&app, form(&path, "CallSid=CA9&CallStatus=ringing", None, "application/x-www-form-urlencoded")).await;
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("processed")));
 }
 
@@ -240,17 +254,35 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 async fn metrics_count_webhooks_signature_failures_latency_and_outbox() {
     let (_db, app, call_id) = setup().await;
     assert_eq!(send(&app, callback(&call_id, "CA-m", "in-progress")).await.0, StatusCode::OK);
-    let forged = form(&format!("/webhooks/telephony/events?call_id={call_id}"), "CallSid=CA-m&CallStatus=completed", Some("AAAA"), "application/x-www-form-urlencoded");
+    let forged = form(
+        &format!("/webhooks/telephony/events?call_id={call_id}"),
+        "CallSid=CA-m&CallStatus=completed",
+        Some("AAAA"),
+        "application/x-www-form-urlencoded",
+    );
     assert_eq!(send(&app, forged).await.0, StatusCode::FORBIDDEN);
 
-    let res = tower::ServiceExt::oneshot(app.clone(), Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let res =
+        tower::ServiceExt::oneshot(app.clone(), Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let text = String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec()).unwrap();
-    let processed = sample(&text, "callhook_webhooks_total", &[r#"provider="twilio""#, r#"event_type="call.answered""#, r#"outcome="processed""#]);
+    let text = String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec())
+        .unwrap();
+    let processed = sample(
+        &text,
+        "callhook_webhooks_total",
+        &[r#"provider="twilio""#, r#"event_type="call.answered""#, r#"outcome="processed""#],
+    );
     assert!(processed.is_some_and(|v| v >= 1.0), "{text}");
     assert!(sample(&text, "callhook_webhooks_total", &[r#"outcome="rejected""#]).is_some_and(|v| v >= 1.0), "{text}");
-    assert!(sample(&text, "callhook_signature_failures_total", &[r#"reason="invalid""#]).is_some_and(|v| v >= 1.0), "{text}");
-    let latency = sample(&text, "callhook_http_request_duration_seconds_count", &[r#"route="/webhooks/telephony/events""#, r#"status="200""#]);
+    assert!(
+        sample(&text, "callhook_signature_failures_total", &[r#"reason="invalid""#]).is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    let latency = sample(
+        &text,
+        "callhook_http_request_duration_seconds_count",
+        &[r#"route="/webhooks/telephony/events""#, r#"status="200""#],
+    );
     assert!(latency.is_some_and(|v| v >= 1.0), "{text}");
     assert!(!text.contains(&call_id), "call ids never become labels");
     assert_eq!(sample(&text, "callhook_outbox_pending", &[]), Some(1.0), "{text}");

@@ -47,7 +47,15 @@ async fn spawn_receiver(receiver: Receiver) -> String {
                 let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let ts: i64 = h("webhook-timestamp").parse().unwrap_or(0);
                 let key = standard_webhooks::secret_bytes(SECRET);
-                if !standard_webhooks::verify(&key, &h("webhook-id"), ts, &body, &h("webhook-signature"), chrono::Utc::now().timestamp(), 60) {
+                if !standard_webhooks::verify(
+                    &key,
+                    &h("webhook-id"),
+                    ts,
+                    &body,
+                    &h("webhook-signature"),
+                    chrono::Utc::now().timestamp(),
+                    60,
+                ) {
                     r.bad_signatures.fetch_add(1, Ordering::SeqCst);
                     return StatusCode::UNAUTHORIZED;
                 }
@@ -118,7 +126,8 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
     let metrics = callhook::telemetry::prometheus().render();
     assert!(
         metrics.lines().any(|l| l.starts_with("callhook_outbox_dispatch_total")
-            && l.contains(r#"sink="http""#) && l.contains(r#"result="delivered""#)),
+            && l.contains(r#"sink="http""#)
+            && l.contains(r#"result="delivered""#)),
         "{metrics}"
     );
     assert!(metrics.contains("callhook_outbox_commit_to_delivery_seconds_bucket"), "{metrics}");
@@ -169,7 +178,10 @@ async fn an_expired_lease_makes_a_job_claimable_again(store: Arc<dyn Store>) {
     answered_call(&store).await;
     let claimed = store.claim_jobs(10, chrono::Duration::milliseconds(300)).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert!(store.claim_jobs(10, chrono::Duration::seconds(30)).await.unwrap().is_empty(), "leased to the first claimer");
+    assert!(
+        store.claim_jobs(10, chrono::Duration::seconds(30)).await.unwrap().is_empty(),
+        "leased to the first claimer"
+    );
     // The first claimer "crashed": after the lease the job is claimable again.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let again = store.claim_jobs(10, chrono::Duration::seconds(30)).await.unwrap();

@@ -24,10 +24,30 @@ fn fixture(name: &str) -> String {
 /// (provider, content type, fixtures in provider order, provider call id in them)
 fn sequences() -> Vec<(Provider, &'static str, [&'static str; 3], &'static str)> {
     vec![
-        (Provider::Telnyx, JSON, ["telnyx_call_initiated.json", "telnyx_call_answered.json", "telnyx_call_hangup.json"], "v3:QlVGUcbgGLx2xqTjv8Y1dW7zwhy8HFPHFx"),
-        (Provider::Vonage, JSON, ["vonage_started.json", "vonage_answered.json", "vonage_completed.json"], "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"),
-        (Provider::Plivo, FORM, ["plivo_ringing.form", "plivo_answered.form", "plivo_hangup.form"], "5c8a4b9e-821d-11e4-9a73-498d468c930b"),
-        (Provider::SignalWire, FORM, ["signalwire_ringing.form", "signalwire_answered.form", "signalwire_completed.form"], "8ad8f7b1-0d3f-4c5a-9a4c-6b7f0c1d2e3f"),
+        (
+            Provider::Telnyx,
+            JSON,
+            ["telnyx_call_initiated.json", "telnyx_call_answered.json", "telnyx_call_hangup.json"],
+            "v3:QlVGUcbgGLx2xqTjv8Y1dW7zwhy8HFPHFx",
+        ),
+        (
+            Provider::Vonage,
+            JSON,
+            ["vonage_started.json", "vonage_answered.json", "vonage_completed.json"],
+            "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+        ),
+        (
+            Provider::Plivo,
+            FORM,
+            ["plivo_ringing.form", "plivo_answered.form", "plivo_hangup.form"],
+            "5c8a4b9e-821d-11e4-9a73-498d468c930b",
+        ),
+        (
+            Provider::SignalWire,
+            FORM,
+            ["signalwire_ringing.form", "signalwire_answered.form", "signalwire_completed.form"],
+            "8ad8f7b1-0d3f-4c5a-9a4c-6b7f0c1d2e3f",
+        ),
     ]
 }
 
@@ -52,13 +72,25 @@ async fn realistic_fixtures_of_every_provider_drive_one_call_each(store: Arc<dyn
         let path = format!("/webhooks/telephony/{provider}/events?call_id={call_id}");
         for file in files {
             let (code, body) = send(&app, provider_raw(provider, &path, content_type, &fixture(file))).await;
-            assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("processed")), "{provider} {file}: {body}");
+            assert_eq!(
+                (code, body["status"].as_str()),
+                (StatusCode::OK, Some("processed")),
+                "{provider} {file}: {body}"
+            );
         }
         let (code, body) = send(&app, provider_raw(provider, &path, content_type, &fixture(files[1]))).await;
-        assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("duplicate")), "{provider} redelivery: {body}");
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (StatusCode::OK, Some("duplicate")),
+            "{provider} redelivery: {body}"
+        );
 
         let attempt = store.attempt(&call_id).await.unwrap().unwrap();
-        assert_eq!((attempt.status, attempt.provider_call_id.as_deref()), (CallStatus::Completed, Some(pcid)), "{provider}");
+        assert_eq!(
+            (attempt.status, attempt.provider_call_id.as_deref()),
+            (CallStatus::Completed, Some(pcid)),
+            "{provider}"
+        );
         assert!(attempt.answered_at.is_some() && attempt.ended_at.is_some(), "{provider}");
         assert!(attempt.duration_seconds.unwrap_or(0) > 0, "{provider} duration");
         let starts: Vec<_> = store
@@ -98,8 +130,18 @@ async fn a_separate_machine_detection_event_counts_the_call_as_no_answer(store: 
         let pcid = format!("amd-{provider}");
         let steps = [
             Callback { provider_call_id: &pcid, event: Some(EventType::Answered), ..Default::default() },
-            Callback { provider_call_id: &pcid, event: Some(EventType::Answered), answered_by: Some("machine"), ..Default::default() },
-            Callback { provider_call_id: &pcid, event: Some(EventType::Completed), duration_seconds: Some(9), ..Default::default() },
+            Callback {
+                provider_call_id: &pcid,
+                event: Some(EventType::Answered),
+                answered_by: Some("machine"),
+                ..Default::default()
+            },
+            Callback {
+                provider_call_id: &pcid,
+                event: Some(EventType::Completed),
+                duration_seconds: Some(9),
+                ..Default::default()
+            },
         ];
         let mut statuses = vec![];
         for cb in &steps {
@@ -109,7 +151,11 @@ async fn a_separate_machine_detection_event_counts_the_call_as_no_answer(store: 
         }
         assert_eq!(statuses, ["processed", "ignored", "processed"], "{provider}");
         let attempt = store.attempt(&call_id).await.unwrap().unwrap();
-        assert_eq!((attempt.answered_by.as_deref(), attempt.outcome), (Some("machine"), Some(Outcome::NoAnswer)), "{provider}");
+        assert_eq!(
+            (attempt.answered_by.as_deref(), attempt.outcome),
+            (Some("machine"), Some(Outcome::NoAnswer)),
+            "{provider}"
+        );
         assert_eq!(store.contact(contact_id).await.unwrap().unwrap().state, ContactState::Pending, "{provider}");
     }
 }
@@ -121,7 +167,13 @@ async fn tampered(provider: Provider, path: &str, what: &str) -> Request<Body> {
     let req = provider_callback(provider, path, &cb);
     let (mut parts, body) = req.into_parts();
     let mut bytes = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes().to_vec();
-    let auth_headers = ["x-twilio-signature", "x-signalwire-signature", "telnyx-signature-ed25519", "authorization", "x-plivo-signature-v3"];
+    let auth_headers = [
+        "x-twilio-signature",
+        "x-signalwire-signature",
+        "telnyx-signature-ed25519",
+        "authorization",
+        "x-plivo-signature-v3",
+    ];
     match what {
         "signature" => {
             for h in auth_headers {
@@ -162,7 +214,11 @@ async fn forged_tampered_and_unsigned_callbacks_of_every_provider_are_403() {
         let unconfigured = app_with(db.store.clone(), Default::default());
         let cb = Callback { provider_call_id: "pc", event: Some(EventType::Ringing), ..Default::default() };
         let (code, body) = send(&unconfigured, provider_callback(*provider, &path, &cb)).await;
-        assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("provider_not_configured")), "{provider}");
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("provider_not_configured")),
+            "{provider}"
+        );
     }
     assert!(db.store.events(10).await.unwrap().is_empty(), "nothing stored");
 }
@@ -177,6 +233,10 @@ async fn expired_telnyx_and_vonage_signatures_are_403() {
         let cb = Callback { provider_call_id: "pc", event: Some(EventType::Ringing), ..Default::default() };
         let signed = signer().callback(provider, &format!("http://{HOST}{path}"), &cb, old);
         let (code, body) = send(&app, to_request(&path, signed)).await;
-        assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("invalid_signature")), "{provider}: {body}");
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("invalid_signature")),
+            "{provider}: {body}"
+        );
     }
 }

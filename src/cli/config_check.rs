@@ -47,7 +47,10 @@ pub fn config_check(args: &ServeArgs, matches: &ArgMatches, layer: &FileLayer) -
     let mut warnings: Vec<String> = vec![];
     let db = &args.database.database_url;
     if !(db.starts_with("postgres://") || db.starts_with("postgresql://") || db.starts_with("sqlite:")) {
-        errors.push(format!("database_url must start with postgres:// or sqlite:, got `{}`", db.split("://").next().unwrap_or(db)));
+        errors.push(format!(
+            "database_url must start with postgres:// or sqlite:, got `{}`",
+            db.split("://").next().unwrap_or(db)
+        ));
     }
     if args.outbox.sink == SinkKind::Http {
         match &args.outbox.sink_http_url {
@@ -65,13 +68,17 @@ pub fn config_check(args: &ServeArgs, matches: &ArgMatches, layer: &FileLayer) -
     if providers.insecure_skip_verification {
         warnings.push("insecure_skip_signature_verification is on: anyone can post callbacks".into());
     } else if providers.configured().is_empty() {
-        warnings.push("no provider credentials: every callback will be refused with 403 (set e.g. twilio_auth_tokens)".into());
+        warnings.push(
+            "no provider credentials: every callback will be refused with 403 (set e.g. twilio_auth_tokens)".into(),
+        );
     }
     if args.admin_tokens.iter().all(|t| t.expose().trim().is_empty()) {
         warnings.push("no admin_tokens: the admin API (/api/v1) is disabled".into());
     }
     if args.outbox.lease_secs_below_timeout() {
-        errors.push("outbox_lease_secs must exceed sink_http_timeout_secs, or a slow delivery could be claimed twice".into());
+        errors.push(
+            "outbox_lease_secs must exceed sink_http_timeout_secs, or a slow delivery could be claimed twice".into(),
+        );
     }
     for w in &warnings {
         println!("warning: {w}");

@@ -99,17 +99,34 @@ impl Client {
 
     /// Registers an attempt; returns its call id and status callback URL.
     async fn register(&self, contact_id: &str, call_id: Option<&str>) -> anyhow::Result<(String, String)> {
-        let res = self.admin("/api/v1/calls", json!({"contact_id": contact_id, "call_id": call_id, "provider": self.provider})).await?;
-        Ok((res["call_id"].as_str().unwrap_or_default().into(), res["status_callback_url"].as_str().unwrap_or_default().into()))
+        let res = self
+            .admin("/api/v1/calls", json!({"contact_id": contact_id, "call_id": call_id, "provider": self.provider}))
+            .await?;
+        Ok((
+            res["call_id"].as_str().unwrap_or_default().into(),
+            res["status_callback_url"].as_str().unwrap_or_default().into(),
+        ))
     }
 
     /// Posts one status callback to `url`, shaped and signed as the provider does.
-    async fn callback(&mut self, url: &str, call: &str, event: EventType, answered_by: Option<&str>, duration: Option<i32>) -> anyhow::Result<()> {
+    async fn callback(
+        &mut self,
+        url: &str,
+        call: &str,
+        event: EventType,
+        answered_by: Option<&str>,
+        duration: Option<i32>,
+    ) -> anyhow::Result<()> {
         if self.provider == Provider::Telnyx && event == EventType::Ringing {
             return Ok(()); // Telnyx reports no ringing.
         }
         let provider_call_id = format!("{}-{call}", self.provider);
-        let cb = Callback { provider_call_id: &provider_call_id, event: Some(event), answered_by, duration_seconds: duration };
+        let cb = Callback {
+            provider_call_id: &provider_call_id,
+            event: Some(event),
+            answered_by,
+            duration_seconds: duration,
+        };
         let signed = self.signer.callback(self.provider, url, &cb, chrono::Utc::now().timestamp());
         let res = signed.post(&self.http, url).send().await?;
         let code = res.status();
@@ -118,7 +135,8 @@ impl Client {
             bail!("callback {event} for {provider_call_id} answered {code}: {body}");
         }
         let word = body["status"].as_str().unwrap_or("?").to_owned();
-        let word = if word == "ignored" { format!("ignored ({})", body["reason"].as_str().unwrap_or("?")) } else { word };
+        let word =
+            if word == "ignored" { format!("ignored ({})", body["reason"].as_str().unwrap_or("?")) } else { word };
         *self.tally.entry(word).or_default() += 1;
         self.sent += 1;
         Ok(())
@@ -132,7 +150,10 @@ impl Client {
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let provider = args.provider;
     let signer = Signer::from_seed(&uuid::Uuid::new_v4().to_string());
-    let secret = format!("whsec_{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, uuid::Uuid::new_v4().as_bytes()));
+    let secret = format!(
+        "whsec_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, uuid::Uuid::new_v4().as_bytes())
+    );
     let (sink_url, orchestrator) = spawn_orchestrator(secret.clone()).await?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -158,8 +179,18 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("callhook demo: {provider} callbacks into {base} (embedded SQLite in memory); dialogue orchestrator stand-in on {sink_url}\n");
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let mut c = Client { http, base: base.clone(), provider, signer, campaign_id: String::new(), tally: BTreeMap::new(), sent: 0 };
-    let campaign = c.admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0})).await?;
+    let mut c = Client {
+        http,
+        base: base.clone(),
+        provider,
+        signer,
+        campaign_id: String::new(),
+        tally: BTreeMap::new(),
+        sent: 0,
+    };
+    let campaign = c
+        .admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0}))
+        .await?;
     c.campaign_id = campaign["id"].as_str().context("campaign id")?.to_owned();
     let names = play(&mut c).await?;
 
@@ -210,7 +241,9 @@ async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     // Dave's callbacks arrive duplicated and out of order.
     let dave = contact(c.add_contact("+14155550104", "dave").await?, "dave");
     let (call, url) = c.register(&dave, None).await?;
-    for (event, duration) in [(Answered, None), (Answered, None), (Initiated, None), (Completed, Some(48)), (Completed, Some(48))] {
+    for (event, duration) in
+        [(Answered, None), (Answered, None), (Initiated, None), (Completed, Some(48)), (Completed, Some(48))]
+    {
         c.callback(&url, "dave-1", event, None, duration).await?;
     }
     c.outcome(&call, "completed").await?;
@@ -245,7 +278,10 @@ async fn report(
     println!("Signed callbacks sent: {} ({})\n", c.sent, tally.join(", "));
 
     println!("CALLS");
-    println!("  {:<7} {:<3} {:<38} {:<10} {:<10} {:<15} events", "contact", "#", "call_id", "status", "outcome", "answered_by");
+    println!(
+        "  {:<7} {:<3} {:<38} {:<10} {:<10} {:<15} events",
+        "contact", "#", "call_id", "status", "outcome", "answered_by"
+    );
     let mut attempts = vec![];
     for job in store.events(10_000).await? {
         if let Some(call_id) = job.call_id {
@@ -275,7 +311,10 @@ async fn report(
     }
 
     println!("\nCONTACTS");
-    println!("  {:<7} {:<13} {:<12} {:<9} {:<13} next_attempt_at", "name", "phone", "state", "attempts", "last_outcome");
+    println!(
+        "  {:<7} {:<13} {:<12} {:<9} {:<13} next_attempt_at",
+        "name", "phone", "state", "attempts", "last_outcome"
+    );
     for (id, name) in names.iter() {
         let Some(ct) = store.contact(id.parse()?).await? else { continue };
         println!(

@@ -20,8 +20,16 @@ pub async fn calls_show(db: &DatabaseArgs, call_id: &str, json: bool) -> anyhow:
     println!("  provider      {} {}", attempt.provider, opt(attempt.provider_call_id.clone()));
     println!("  status        {} (raw: {})", attempt.status, opt(attempt.provider_raw_status.clone()));
     println!("  outcome       {}", opt(attempt.outcome.map(|o| o.to_string())));
-    println!("  answered      {} by {}", opt(attempt.answered_at.map(|t| t.to_rfc3339())), opt(attempt.answered_by.clone()));
-    println!("  ended         {} ({}s)", opt(attempt.ended_at.map(|t| t.to_rfc3339())), opt(attempt.duration_seconds.map(|d| d.to_string())));
+    println!(
+        "  answered      {} by {}",
+        opt(attempt.answered_at.map(|t| t.to_rfc3339())),
+        opt(attempt.answered_by.clone())
+    );
+    println!(
+        "  ended         {} ({}s)",
+        opt(attempt.ended_at.map(|t| t.to_rfc3339())),
+        opt(attempt.duration_seconds.map(|d| d.to_string()))
+    );
     println!("  error         {} {}", opt(attempt.error_code.clone()), opt(attempt.error_message.clone()));
     println!("events:");
     println!("  {:<32} {:<16} {:<14} {:<10}", "received_at", "event_type", "provider", "disposition");

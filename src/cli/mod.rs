@@ -106,7 +106,8 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
 /// `callhook serve`: runs until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open(&args.database).await?;
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
+    let listener =
+        TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
     let mut running = start(&args, store, listener).await?;
     tokio::select! {
         _ = shutdown_signal() => {}

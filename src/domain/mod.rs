@@ -6,8 +6,6 @@ mod model;
 mod transition;
 mod vocab;
 
-pub use model::{Attempt, Campaign, CallEvent, Contact, NewJob, RetryPolicy};
+pub use model::{Attempt, CallEvent, Campaign, Contact, NewJob, RetryPolicy};
 pub use transition::{decide, ContactChange, Decision};
-pub use vocab::{
-    CallStatus, ContactState, Disposition, EventType, JobKind, Outcome, ParseEnumError, Provider,
-};
+pub use vocab::{CallStatus, ContactState, Disposition, EventType, JobKind, Outcome, ParseEnumError, Provider};

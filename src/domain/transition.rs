@@ -135,11 +135,8 @@ fn not_reached_this_time(decision: &mut Decision, contact: &Contact, policy: Ret
             next_attempt_at: Some(ended_at + policy.retry_interval),
         });
     } else {
-        decision.contact = Some(ContactChange {
-            state: ContactState::NotReached,
-            last_outcome: Some(outcome),
-            next_attempt_at: None,
-        });
+        decision.contact =
+            Some(ContactChange { state: ContactState::NotReached, last_outcome: Some(outcome), next_attempt_at: None });
         decision.jobs.push(NewJob {
             kind: JobKind::SurveyNotReached,
             idempotency_key: format!("{}:{}", JobKind::SurveyNotReached, contact.id),

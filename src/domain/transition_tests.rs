@@ -235,14 +235,13 @@ fn sequence() -> impl Strategy<Value = Vec<CallEvent>> {
 /// The in-order sequence shuffled, with some callbacks delivered more than once.
 fn delivered(in_order: Vec<CallEvent>) -> impl Strategy<Value = (Vec<CallEvent>, Vec<CallEvent>)> {
     let n = in_order.len();
-    (Just(in_order), proptest::collection::vec(0..n.max(1), 0..4))
-        .prop_flat_map(|(in_order, dup_idx)| {
-            let mut all = in_order.clone();
-            if !in_order.is_empty() {
-                all.extend(dup_idx.into_iter().map(|i| in_order[i].clone()));
-            }
-            (Just(in_order), Just(all).prop_shuffle())
-        })
+    (Just(in_order), proptest::collection::vec(0..n.max(1), 0..4)).prop_flat_map(|(in_order, dup_idx)| {
+        let mut all = in_order.clone();
+        if !in_order.is_empty() {
+            all.extend(dup_idx.into_iter().map(|i| in_order[i].clone()));
+        }
+        (Just(in_order), Just(all).prop_shuffle())
+    })
 }
 
 proptest! {

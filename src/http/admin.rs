@@ -32,7 +32,8 @@ pub async fn require_token(State(app): State<AppState>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok = app.admin_tokens.iter().fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(presented.as_bytes())));
+    let ok =
+        app.admin_tokens.iter().fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(presented.as_bytes())));
     if !ok {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token"));
     }
@@ -124,7 +125,9 @@ pub async fn add_contacts(
     params(("id" = Uuid, Path, description = "contact id")), responses((status = 200, body = Contact), (status = 404)))]
 pub async fn get_contact(State(app): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Contact>, ApiError> {
     let contact = app.store.contact(id).await?;
-    contact.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("contact `{id}` not found")))
+    contact
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("contact `{id}` not found")))
 }
 
 #[utoipa::path(post, path = "/api/v1/calls", request_body = RegisterCall, security(("bearer" = [])),
@@ -167,7 +170,10 @@ pub async fn register_call(
 
 #[utoipa::path(get, path = "/api/v1/calls/{call_id}", security(("bearer" = [])),
     params(("call_id" = String, Path)), responses((status = 200, body = CallDetail), (status = 404)))]
-pub async fn get_call(State(app): State<AppState>, ApiPath(call_id): ApiPath<String>) -> Result<Json<CallDetail>, ApiError> {
+pub async fn get_call(
+    State(app): State<AppState>,
+    ApiPath(call_id): ApiPath<String>,
+) -> Result<Json<CallDetail>, ApiError> {
     let attempt = app
         .store
         .attempt(&call_id)

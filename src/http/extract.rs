@@ -43,6 +43,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| ApiPath(v))
-            .map_err(|rejection: PathRejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text()))
+            .map_err(|rejection: PathRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+            })
     }
 }

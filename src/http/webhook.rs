@@ -15,8 +15,8 @@ use tracing::Instrument;
 use super::{ApiError, AppState};
 use crate::domain::Provider;
 use crate::providers::{InboundRequest, WebhookError};
-use crate::telemetry;
 use crate::store::RecordOutcome;
+use crate::telemetry;
 
 /// How to rebuild the absolute URL a provider requested (and signed).
 #[derive(Debug, Clone, Default)]
@@ -78,9 +78,8 @@ pub async fn named_provider(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let provider: Provider = provider
-        .parse()
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("{e}")))?;
+    let provider: Provider =
+        provider.parse().map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("{e}")))?;
     receive(app, provider, uri, headers, body).await
 }
 
@@ -110,7 +109,8 @@ async fn receive(
             tracing::warn!(error = %e, "callback rejected");
             telemetry::count_webhook(provider.as_str(), "", "rejected");
             if let Some(reason) = signature_failure(&e) {
-                metrics::counter!(telemetry::SIGNATURE_FAILURES, "provider" => provider.as_str(), "reason" => reason).increment(1);
+                metrics::counter!(telemetry::SIGNATURE_FAILURES, "provider" => provider.as_str(), "reason" => reason)
+                    .increment(1);
             }
             ApiError::from(e)
         })?;
@@ -174,8 +174,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<byte
         return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let is_limit = std::error::Error::source(&err)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let is_limit = std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if is_limit {
             too_large()
         } else {

@@ -147,7 +147,8 @@ impl Dispatcher {
             Err(_) => "retried",
         };
         let (sink, kind) = (self.sink.name(), job.kind.clone());
-        metrics::counter!(crate::telemetry::DISPATCH, "sink" => sink, "kind" => kind.clone(), "result" => outcome).increment(1);
+        metrics::counter!(crate::telemetry::DISPATCH, "sink" => sink, "kind" => kind.clone(), "result" => outcome)
+            .increment(1);
         if result.is_ok() {
             let lag = (chrono::Utc::now() - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
             metrics::histogram!(crate::telemetry::DISPATCH_LAG, "sink" => sink, "kind" => kind).record(lag);

@@ -51,10 +51,8 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn new(url: impl Into<String>, secret: &Secret, timeout: Duration) -> Result<Self, SinkError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| SinkError(format!("http client: {e}")))?;
+        let client =
+            reqwest::Client::builder().timeout(timeout).build().map_err(|e| SinkError(format!("http client: {e}")))?;
         Ok(HttpSink { client, url: url.into(), key: standard_webhooks::secret_bytes(secret.expose()) })
     }
 }

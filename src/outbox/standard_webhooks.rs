@@ -10,10 +10,7 @@ use sha2::Sha256;
 
 /// The key bytes of a `whsec_…` secret; any other string is used as raw bytes.
 pub fn secret_bytes(secret: &str) -> Vec<u8> {
-    secret
-        .strip_prefix("whsec_")
-        .and_then(|b64| BASE64.decode(b64).ok())
-        .unwrap_or_else(|| secret.as_bytes().to_vec())
+    secret.strip_prefix("whsec_").and_then(|b64| BASE64.decode(b64).ok()).unwrap_or_else(|| secret.as_bytes().to_vec())
 }
 
 fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
@@ -37,9 +34,10 @@ pub fn verify(key: &[u8], id: &str, timestamp: i64, body: &[u8], header: &str, n
     if (now - timestamp).abs() > tolerance_secs {
         return false;
     }
-    header.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|sig| {
-        BASE64.decode(sig).is_ok_and(|bytes| mac(key, id, timestamp, body).verify_slice(&bytes).is_ok())
-    })
+    header
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|sig| BASE64.decode(sig).is_ok_and(|bytes| mac(key, id, timestamp, body).verify_slice(&bytes).is_ok()))
 }
 
 #[cfg(test)]
@@ -53,7 +51,15 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert!(verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &format!("v1,bogus {sig}"), 1614265330, 300));
+        assert!(verify(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+            &format!("v1,bogus {sig}"),
+            1614265330,
+            300
+        ));
         assert!(!verify(&key, "msg_other", 1614265330, body, &sig, 1614265330, 300));
         assert!(!verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &sig, 1614265330 + 301, 300));
     }

@@ -31,9 +31,8 @@ pub fn decode(input: &[u8]) -> Result<Fields, FormError> {
 fn decode_component(raw: &[u8]) -> Result<String, FormError> {
     let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     let bytes: Vec<u8> = percent_decode(&spaced).collect();
-    String::from_utf8(bytes).map_err(|_| {
-        FormError(format!("form field `{}` is not valid UTF-8", String::from_utf8_lossy(raw)))
-    })
+    String::from_utf8(bytes)
+        .map_err(|_| FormError(format!("form field `{}` is not valid UTF-8", String::from_utf8_lossy(raw))))
 }
 
 /// Everything but RFC 3986's unreserved characters is escaped.

@@ -102,7 +102,8 @@ impl Correlation {
         let uuid = |field: &'static str| -> Result<Option<Uuid>, WebhookError> {
             form::non_empty(&fields, field)
                 .map(|v| {
-                    Uuid::parse_str(v).map_err(|e| WebhookError::InvalidField { field, reason: format!("`{v}` is not a UUID: {e}") })
+                    Uuid::parse_str(v)
+                        .map_err(|e| WebhookError::InvalidField { field, reason: format!("`{v}` is not a UUID: {e}") })
                 })
                 .transpose()
         };
@@ -160,7 +161,10 @@ impl Providers {
     ) -> Result<CallEvent, WebhookError> {
         let insecure = self.insecure_skip_verification;
         // Without verification the body is still decoded the way the verifier would.
-        fn unchecked<T>(request: InboundRequest, decode: fn(&InboundRequest) -> Result<T, WebhookError>) -> Result<Verified<T>, WebhookError> {
+        fn unchecked<T>(
+            request: InboundRequest,
+            decode: fn(&InboundRequest) -> Result<T, WebhookError>,
+        ) -> Result<Verified<T>, WebhookError> {
             let body = decode(&request)?;
             Ok(Verified::new(request, body))
         }
@@ -171,22 +175,35 @@ impl Providers {
                 } else {
                     (&twilio::SIGNALWIRE, &self.signalwire)
                 };
-                let verified =
-                    if insecure { unchecked(request, twilio::decode_body)? } else { twilio::verify_scheme(scheme, config, request)? };
+                let verified = if insecure {
+                    unchecked(request, twilio::decode_body)?
+                } else {
+                    twilio::verify_scheme(scheme, config, request)?
+                };
                 twilio::parse_scheme(scheme, verified, received_at)
             }
             Provider::Telnyx => {
-                let verified =
-                    if insecure { unchecked(request, telnyx::decode_body)? } else { telnyx::verify(&self.telnyx, request, received_at)? };
+                let verified = if insecure {
+                    unchecked(request, telnyx::decode_body)?
+                } else {
+                    telnyx::verify(&self.telnyx, request, received_at)?
+                };
                 telnyx::parse(verified, received_at)
             }
             Provider::Vonage => {
-                let verified =
-                    if insecure { unchecked(request, vonage::decode_body)? } else { vonage::verify(&self.vonage, request, received_at)? };
+                let verified = if insecure {
+                    unchecked(request, vonage::decode_body)?
+                } else {
+                    vonage::verify(&self.vonage, request, received_at)?
+                };
                 vonage::parse(verified, received_at)
             }
             Provider::Plivo => {
-                let verified = if insecure { unchecked(request, plivo::decode_body)? } else { plivo::verify(&self.plivo, request)? };
+                let verified = if insecure {
+                    unchecked(request, plivo::decode_body)?
+                } else {
+                    plivo::verify(&self.plivo, request)?
+                };
                 plivo::parse(verified, received_at)
             }
         }

@@ -27,7 +27,9 @@ pub struct PlivoConfig {
 
 pub fn decode_body(request: &InboundRequest) -> Result<Fields, WebhookError> {
     match request.media_type().as_deref() {
-        Some("application/x-www-form-urlencoded") => form::decode(&request.body).map_err(|e| WebhookError::Malformed(e.0)),
+        Some("application/x-www-form-urlencoded") => {
+            form::decode(&request.body).map_err(|e| WebhookError::Malformed(e.0))
+        }
         other => Err(WebhookError::UnsupportedMediaType(other.unwrap_or("none").to_owned())),
     }
 }
@@ -86,9 +88,10 @@ pub fn verify(config: &PlivoConfig, request: InboundRequest) -> Result<Verified<
     }
     let base = signed_base(&request.url, &fields)?;
     let candidates: Vec<Vec<u8>> = header.split(',').filter_map(|s| BASE64.decode(s.trim()).ok()).collect();
-    let matched = config.auth_tokens.iter().any(|token| {
-        candidates.iter().any(|sig| mac(token.expose(), &base, nonce).verify_slice(sig).is_ok())
-    });
+    let matched = config
+        .auth_tokens
+        .iter()
+        .any(|token| candidates.iter().any(|sig| mac(token.expose(), &base, nonce).verify_slice(sig).is_ok()));
     if matched {
         Ok(Verified::new(request, fields))
     } else {
@@ -183,15 +186,25 @@ mod tests {
     #[test]
     fn signed_base_follows_plivos_v3_rules() {
         let url = "https://hooks.example.com/webhooks/telephony/plivo/events?call_id=c-1&campaign_id=x";
-        let params = fields(&[("CallUUID", "b1a2"), ("CallStatus", "completed"), ("Duration", "12"), ("To", "+14155550100")]);
+        let params =
+            fields(&[("CallUUID", "b1a2"), ("CallStatus", "completed"), ("Duration", "12"), ("To", "+14155550100")]);
         assert_eq!(
             signed_base(url, &params).unwrap(),
             "https://hooks.example.com/webhooks/telephony/plivo/events?call_id=c-1&campaign_id=x.CallStatuscompletedCallUUIDb1a2Duration12To+14155550100"
         );
-        assert_eq!(sign("MAXXXXXXXXXXXXXXXXXX-token", url, &params, "12345678901234567890"), "m4uUADQmCnwgCnLBZgdpCASyjbyymuWTUAcnU2SXLvo=");
+        assert_eq!(
+            sign("MAXXXXXXXXXXXXXXXXXX-token", url, &params, "12345678901234567890"),
+            "m4uUADQmCnwgCnLBZgdpCASyjbyymuWTUAcnU2SXLvo="
+        );
         let no_query = fields(&[("CallUUID", "u"), ("CallStatus", "ringing")]);
-        assert_eq!(sign("tok", "https://hooks.example.com/cb", &no_query, "n1"), "muVxbsOjD9ZcQe0ETHS8VPDlqqXLskbm4IxSpsKatmI=");
-        assert_eq!(sign("tok", "https://hooks.example.com/cb?b=2&a=1&a=0", &[], "n1"), "08G/1WMhOqi4zx+p8cBOp+SQnCI+eWZay7u9cTK8bZg=");
+        assert_eq!(
+            sign("tok", "https://hooks.example.com/cb", &no_query, "n1"),
+            "muVxbsOjD9ZcQe0ETHS8VPDlqqXLskbm4IxSpsKatmI="
+        );
+        assert_eq!(
+            sign("tok", "https://hooks.example.com/cb?b=2&a=1&a=0", &[], "n1"),
+            "08G/1WMhOqi4zx+p8cBOp+SQnCI+eWZay7u9cTK8bZg="
+        );
     }
 
     #[test]
@@ -207,7 +220,10 @@ mod tests {
         assert!(matches!(verify(&config("tok"), other_nonce), Err(WebhookError::InvalidSignature(_))));
         let no_nonce = request(url, body, Some(good), None);
         assert!(matches!(verify(&config("tok"), no_nonce), Err(WebhookError::MissingSignature(NONCE_HEADER))));
-        assert!(matches!(verify(&PlivoConfig::default(), request(url, body, Some(good), Some("n1"))), Err(WebhookError::NotConfigured(_))));
+        assert!(matches!(
+            verify(&PlivoConfig::default(), request(url, body, Some(good), Some("n1"))),
+            Err(WebhookError::NotConfigured(_))
+        ));
     }
 
     #[test]
@@ -221,7 +237,12 @@ mod tests {
         assert_eq!((e.error_code.as_deref(), e.error_message.as_deref()), (Some("3010"), Some("NO_ANSWER")));
         assert_eq!(e.occurred_at.unwrap().to_rfc3339(), "2026-11-24T10:00:30+00:00");
         assert_eq!(e.call_id.as_deref(), Some("c-9"));
-        for (status, expected) in [("in-progress", Some(EventType::Answered)), ("timeout", Some(EventType::NoAnswer)), ("cancel", Some(EventType::Failed)), ("odd", None)] {
+        for (status, expected) in [
+            ("in-progress", Some(EventType::Answered)),
+            ("timeout", Some(EventType::NoAnswer)),
+            ("cancel", Some(EventType::Failed)),
+            ("odd", None),
+        ] {
             assert_eq!(event_type(status), expected, "{status}");
         }
     }

@@ -101,14 +101,18 @@ impl Signer {
                     "api_key": "simulated", "application_id": "simulated",
                 });
                 let key = jsonwebtoken::EncodingKey::from_secret(self.vonage_secret.as_bytes());
-                let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
-                    .expect("HS256 signing cannot fail");
+                let jwt =
+                    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key)
+                        .expect("HS256 signing cannot fail");
                 vec![("authorization", format!("Bearer {jwt}"))]
             }
             Provider::Plivo => {
                 let fields = form::decode(&body).unwrap_or_default();
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
-                vec![(plivo::SIGNATURE_HEADER, plivo::sign(&self.plivo_token, url, &fields, &nonce)), (plivo::NONCE_HEADER, nonce)]
+                vec![
+                    (plivo::SIGNATURE_HEADER, plivo::sign(&self.plivo_token, url, &fields, &nonce)),
+                    (plivo::NONCE_HEADER, nonce),
+                ]
             }
         };
         Signed { content_type, body, headers }
@@ -122,7 +126,8 @@ impl Signer {
 }
 
 fn encode_form(fields: &[(&str, String)]) -> Vec<u8> {
-    let pairs: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", form::encode_component(k), form::encode_component(v))).collect();
+    let pairs: Vec<String> =
+        fields.iter().map(|(k, v)| format!("{}={}", form::encode_component(k), form::encode_component(v))).collect();
     pairs.join("&").into_bytes()
 }
 
@@ -260,7 +265,12 @@ mod tests {
                     continue; // Telnyx has no ringing event.
                 }
                 let url = format!("https://hooks.example.com/webhooks/telephony/{provider}/events?call_id=c-1");
-                let cb = Callback { provider_call_id: "pc-1", event: Some(*event), duration_seconds: Some(42), ..Default::default() };
+                let cb = Callback {
+                    provider_call_id: "pc-1",
+                    event: Some(*event),
+                    duration_seconds: Some(42),
+                    ..Default::default()
+                };
                 let signed = signer.callback(*provider, &url, &cb, now.timestamp());
                 let mut headers = http::HeaderMap::new();
                 headers.insert("content-type", signed.content_type.parse().unwrap());
@@ -268,7 +278,8 @@ mod tests {
                     headers.insert(*k, v.parse().unwrap());
                 }
                 let request = InboundRequest { url: url.clone(), headers, body: signed.body.into() };
-                let e = providers.handle(*provider, request, now).unwrap_or_else(|err| panic!("{provider} {event}: {err}"));
+                let e =
+                    providers.handle(*provider, request, now).unwrap_or_else(|err| panic!("{provider} {event}: {err}"));
                 assert_eq!((e.event_type, e.provider_call_id.as_str()), (Some(*event), "pc-1"), "{provider}");
                 assert_eq!(e.call_id.as_deref(), Some("c-1"));
             }

@@ -26,7 +26,11 @@ pub fn decode_body(request: &InboundRequest) -> Result<Value, WebhookError> {
     json_object(request)
 }
 
-pub fn verify(config: &TelnyxConfig, request: InboundRequest, now: DateTime<Utc>) -> Result<Verified<Value>, WebhookError> {
+pub fn verify(
+    config: &TelnyxConfig,
+    request: InboundRequest,
+    now: DateTime<Utc>,
+) -> Result<Verified<Value>, WebhookError> {
     let body = decode_body(&request)?;
     let signature = request.header(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature(SIGNATURE_HEADER))?;
     let timestamp = request.header(TIMESTAMP_HEADER).ok_or(WebhookError::MissingSignature(TIMESTAMP_HEADER))?;
@@ -102,7 +106,8 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
     let kind = text(data, "event_type").ok_or(WebhookError::MissingField("data.event_type"))?;
     let empty = Value::Null;
     let payload = data.get("payload").unwrap_or(&empty);
-    let call_control_id = text(payload, "call_control_id").ok_or(WebhookError::MissingField("data.payload.call_control_id"))?;
+    let call_control_id =
+        text(payload, "call_control_id").ok_or(WebhookError::MissingField("data.payload.call_control_id"))?;
     let (event_type, answered_by) = classify(&kind, payload);
     let cause = text(payload, "hangup_cause");
     let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
@@ -128,7 +133,11 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         received_at,
         duration_seconds: duration,
         answered_by,
-        error_code: if failed { text(payload, "sip_hangup_cause").map(|c| format!("sip:{c}")).or(cause.clone()) } else { None },
+        error_code: if failed {
+            text(payload, "sip_hangup_cause").map(|c| format!("sip:{c}")).or(cause.clone())
+        } else {
+            None
+        },
         error_message: if failed { cause } else { None },
         payload: body.clone(),
     })
@@ -180,19 +189,38 @@ mod tests {
         let now = Utc::now();
         let ts = now.timestamp();
         let tampered = BODY.replace("user_busy", "normal_clearing");
-        assert!(matches!(verify(&config(), request(ts, &tampered, Some(signed(ts, BODY))), now), Err(WebhookError::InvalidSignature(_))));
+        assert!(matches!(
+            verify(&config(), request(ts, &tampered, Some(signed(ts, BODY))), now),
+            Err(WebhookError::InvalidSignature(_))
+        ));
         let old = ts - 301;
-        assert!(matches!(verify(&config(), request(old, BODY, Some(signed(old, BODY))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("300")));
-        assert!(matches!(verify(&config(), request(ts, BODY, None), now), Err(WebhookError::MissingSignature(SIGNATURE_HEADER))));
+        assert!(
+            matches!(verify(&config(), request(old, BODY, Some(signed(old, BODY))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("300"))
+        );
+        assert!(matches!(
+            verify(&config(), request(ts, BODY, None), now),
+            Err(WebhookError::MissingSignature(SIGNATURE_HEADER))
+        ));
         let other = SigningKey::from_bytes(&[9u8; 32]);
         let foreign = BASE64.encode(other.sign(format!("{ts}|{BODY}").as_bytes()).to_bytes());
-        assert!(matches!(verify(&config(), request(ts, BODY, Some(foreign)), now), Err(WebhookError::InvalidSignature(_))));
-        assert!(matches!(verify(&TelnyxConfig::default(), request(ts, BODY, Some(signed(ts, BODY))), now), Err(WebhookError::NotConfigured(_))));
+        assert!(matches!(
+            verify(&config(), request(ts, BODY, Some(foreign)), now),
+            Err(WebhookError::InvalidSignature(_))
+        ));
+        assert!(matches!(
+            verify(&TelnyxConfig::default(), request(ts, BODY, Some(signed(ts, BODY))), now),
+            Err(WebhookError::NotConfigured(_))
+        ));
     }
 
     #[test]
     fn maps_events_and_hangup_causes() {
-        for (cause, expected) in [("normal_clearing", EventType::Completed), ("timeout", EventType::NoAnswer), ("call_rejected", EventType::Busy), ("unallocated_number", EventType::Failed)] {
+        for (cause, expected) in [
+            ("normal_clearing", EventType::Completed),
+            ("timeout", EventType::NoAnswer),
+            ("call_rejected", EventType::Busy),
+            ("unallocated_number", EventType::Failed),
+        ] {
             assert_eq!(hangup_event(cause), expected, "{cause}");
         }
         let amd = serde_json::json!({"result": "machine"});

@@ -38,8 +38,12 @@ pub struct Scheme {
     pub shared_keys: bool,
 }
 
-pub const TWILIO: Scheme =
-    Scheme { provider: Provider::Twilio, signature_header: SIGNATURE_HEADER, sort_repeated_values: true, shared_keys: true };
+pub const TWILIO: Scheme = Scheme {
+    provider: Provider::Twilio,
+    signature_header: SIGNATURE_HEADER,
+    sort_repeated_values: true,
+    shared_keys: true,
+};
 
 /// SignalWire: `X-SignalWire-Signature`, keyed by the project's signing key.
 pub const SIGNALWIRE: Scheme = Scheme {
@@ -83,10 +87,8 @@ pub fn decode_body(request: &InboundRequest) -> Result<TwilioBody, WebhookError>
             let Value::Object(map) = &json else {
                 return Err(WebhookError::Malformed("JSON body must be an object".into()));
             };
-            let fields = map
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                .collect();
+            let fields =
+                map.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
             Ok(TwilioBody { fields, json: Some(json) })
         }
         other => Err(WebhookError::UnsupportedMediaType(other.unwrap_or("none").to_owned())),
@@ -99,14 +101,16 @@ pub fn verify(config: &TwilioConfig, request: InboundRequest) -> Result<Verified
 }
 
 /// [`verify`] for any Twilio-compatible [`Scheme`].
-pub fn verify_scheme(scheme: &Scheme, config: &TwilioConfig, request: InboundRequest) -> Result<Verified<TwilioBody>, WebhookError> {
+pub fn verify_scheme(
+    scheme: &Scheme,
+    config: &TwilioConfig,
+    request: InboundRequest,
+) -> Result<Verified<TwilioBody>, WebhookError> {
     let body = decode_body(&request)?;
-    let header = request
-        .header(scheme.signature_header)
-        .ok_or(WebhookError::MissingSignature(scheme.signature_header))?;
-    let signature = BASE64
-        .decode(header.trim())
-        .map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
+    let header =
+        request.header(scheme.signature_header).ok_or(WebhookError::MissingSignature(scheme.signature_header))?;
+    let signature =
+        BASE64.decode(header.trim()).map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
     let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
         None => (Algorithm::HmacSha1, &config.auth_tokens),
         Some(settings) => (settings_algorithm(settings)?, &config.shared_keys),
@@ -267,7 +271,11 @@ pub fn parse(verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Resu
 }
 
 /// [`parse`] for any Twilio-compatible [`Scheme`].
-pub fn parse_scheme(scheme: &Scheme, verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Result<CallEvent, WebhookError> {
+pub fn parse_scheme(
+    scheme: &Scheme,
+    verified: Verified<TwilioBody>,
+    received_at: DateTime<Utc>,
+) -> Result<CallEvent, WebhookError> {
     let correlation = Correlation::from_query(verified.request().query())?;
     let body = verified.body();
     let fields = &body.fields;
@@ -301,7 +309,11 @@ pub fn parse_scheme(scheme: &Scheme, verified: Verified<TwilioBody>, received_at
         received_at,
         duration_seconds: number(fields, "CallDuration"),
         answered_by: text("AnsweredBy"),
-        error_code: if failed { text("ErrorCode").or_else(|| text("SipResponseCode").map(|c| format!("sip:{c}"))) } else { None },
+        error_code: if failed {
+            text("ErrorCode").or_else(|| text("SipResponseCode").map(|c| format!("sip:{c}")))
+        } else {
+            None
+        },
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
     })

@@ -72,7 +72,8 @@ fn default_port_is_accepted_either_way() {
     let with_port = "kvajT1Ptam85bY51eRf/AJRuM3w=";
     assert!(verify(&config(), form_request(DOC_URL, &doc_fields(), with_port)).is_ok());
     // Signed without, requested with :443.
-    let req = form_request("https://mycompany.com:443/myapp.php?foo=1&bar=2", &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    let req =
+        form_request("https://mycompany.com:443/myapp.php?foo=1&bar=2", &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
     assert!(verify(&config(), req).is_ok());
     // Twilio's published vector for http with :80 added.
     let req = form_request("http://mycompany.com/myapp.php?foo=1&bar=2", &doc_fields(), "0ZXoZLH/DfblKGATFgpif+LLRf4=");
@@ -124,14 +125,20 @@ fn json_body_is_covered_by_body_sha256() {
 
 #[test]
 fn shared_key_scheme_uses_the_named_algorithm() {
-    let settings = [(SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="), (SETTINGS_HEADER, "key=KS123,algorithm=HMAC_SHA256")];
+    let settings = [
+        (SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="),
+        (SETTINGS_HEADER, "key=KS123,algorithm=HMAC_SHA256"),
+    ];
     let req = || request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &settings);
     assert!(matches!(verify(&config(), req()), Err(WebhookError::NotConfigured(Provider::Twilio))));
 
     let cfg = TwilioConfig { auth_tokens: vec![], shared_keys: vec![Secret::new("old"), Secret::new("sk_secret")] };
     assert!(verify(&cfg, req()).is_ok());
 
-    let bad = [(SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="), (SETTINGS_HEADER, "key=KS1,algorithm=MD5")];
+    let bad = [
+        (SIGNATURE_HEADER, "YKvYGg1AYc86d6f3qf+2R3YijMBTWMuqIzEg9uwb3AQ="),
+        (SETTINGS_HEADER, "key=KS1,algorithm=MD5"),
+    ];
     let req = request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &bad);
     assert!(matches!(verify(&cfg, req), Err(WebhookError::InvalidSignature(m)) if m.contains("MD5")));
 }
@@ -233,12 +240,28 @@ fn signalwire_signs_repeated_values_in_arrival_order_with_its_own_header() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     // Python: HMAC-SHA1 over URL + CallSidabc + CallStatusringing + Tagzeta + Tagalpha.
-    assert_eq!(sign_scheme(&SIGNALWIRE, Algorithm::HmacSha1, "PSK_signing_key", url, &fields), "PC0o+vaMeXCn7cb+kR7AkDSNdpY=");
+    assert_eq!(
+        sign_scheme(&SIGNALWIRE, Algorithm::HmacSha1, "PSK_signing_key", url, &fields),
+        "PC0o+vaMeXCn7cb+kR7AkDSNdpY="
+    );
     let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![] };
-    let req = request(url, "application/x-www-form-urlencoded", form_body(&fields), &[("x-signalwire-signature", "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")]);
+    let req = request(
+        url,
+        "application/x-www-form-urlencoded",
+        form_body(&fields),
+        &[("x-signalwire-signature", "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")],
+    );
     let event = parse_scheme(&SIGNALWIRE, verify_scheme(&SIGNALWIRE, &cfg, req).unwrap(), Utc::now()).unwrap();
     assert_eq!((event.provider, event.dedupe_key.as_str()), (Provider::SignalWire, "signalwire:abc:ringing"));
     // The Twilio header is not SignalWire's.
-    let req = request(url, "application/x-www-form-urlencoded", form_body(&fields), &[(SIGNATURE_HEADER, "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")]);
-    assert!(matches!(verify_scheme(&SIGNALWIRE, &cfg, req), Err(WebhookError::MissingSignature("x-signalwire-signature"))));
+    let req = request(
+        url,
+        "application/x-www-form-urlencoded",
+        form_body(&fields),
+        &[(SIGNATURE_HEADER, "PC0o+vaMeXCn7cb+kR7AkDSNdpY=")],
+    );
+    assert!(matches!(
+        verify_scheme(&SIGNALWIRE, &cfg, req),
+        Err(WebhookError::MissingSignature("x-signalwire-signature"))
+    ));
 }

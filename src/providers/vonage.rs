@@ -31,7 +31,11 @@ pub fn decode_body(request: &InboundRequest) -> Result<Value, WebhookError> {
     json_object(request)
 }
 
-pub fn verify(config: &VonageConfig, request: InboundRequest, now: DateTime<Utc>) -> Result<Verified<Value>, WebhookError> {
+pub fn verify(
+    config: &VonageConfig,
+    request: InboundRequest,
+    now: DateTime<Utc>,
+) -> Result<Verified<Value>, WebhookError> {
     let body = decode_body(&request)?;
     let token = request
         .header("authorization")
@@ -47,7 +51,12 @@ pub fn verify(config: &VonageConfig, request: InboundRequest, now: DateTime<Utc>
         .signature_secrets
         .iter()
         .find_map(|secret| {
-            jsonwebtoken::decode::<Claims>(token.trim(), &DecodingKey::from_secret(secret.expose().as_bytes()), &validation).ok()
+            jsonwebtoken::decode::<Claims>(
+                token.trim(),
+                &DecodingKey::from_secret(secret.expose().as_bytes()),
+                &validation,
+            )
+            .ok()
         })
         .ok_or_else(|| WebhookError::InvalidSignature("JWT does not verify with any signature secret".into()))?
         .claims;
@@ -56,7 +65,8 @@ pub fn verify(config: &VonageConfig, request: InboundRequest, now: DateTime<Utc>
             return Err(WebhookError::InvalidSignature(format!("JWT issued more than {TOLERANCE_SECS} s from now")));
         }
     }
-    let expected = claims.payload_hash.ok_or_else(|| WebhookError::InvalidSignature("JWT has no payload_hash".into()))?;
+    let expected =
+        claims.payload_hash.ok_or_else(|| WebhookError::InvalidSignature("JWT has no payload_hash".into()))?;
     let actual = super::sha256_hex(&request.body);
     if !bool::from(actual.as_bytes().ct_eq(expected.to_ascii_lowercase().as_bytes())) {
         return Err(WebhookError::InvalidSignature("body does not match payload_hash".into()));
@@ -89,7 +99,10 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
     let (event_type, answered_by) = classify(&status);
     let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
     // `duration` arrives as a string ("23") or a number.
-    let duration = body.get("duration").and_then(|d| d.as_i64().or_else(|| d.as_str()?.parse().ok())).and_then(|d| i32::try_from(d).ok());
+    let duration = body
+        .get("duration")
+        .and_then(|d| d.as_i64().or_else(|| d.as_str()?.parse().ok()))
+        .and_then(|d| i32::try_from(d).ok());
     Ok(CallEvent {
         provider: Provider::Vonage,
         dedupe_key: format!("vonage:{uuid}:{status}"),
@@ -121,8 +134,10 @@ mod tests {
 
     fn jwt(secret: &str, body: &str, iat: i64) -> String {
         let hash = crate::providers::sha256_hex(body.as_bytes());
-        let claims = serde_json::json!({"iat": iat, "jti": "j1", "iss": "Vonage", "payload_hash": hash, "api_key": "abc"});
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        let claims =
+            serde_json::json!({"iat": iat, "jti": "j1", "iss": "Vonage", "payload_hash": hash, "api_key": "abc"});
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+            .unwrap()
     }
 
     fn request(body: &str, token: Option<String>) -> InboundRequest {
@@ -141,7 +156,8 @@ mod tests {
     #[test]
     fn verifies_the_jwt_and_payload_hash() {
         let now = Utc::now();
-        let e = parse(verify(&config(), request(BODY, Some(jwt(SECRET, BODY, now.timestamp()))), now).unwrap(), now).unwrap();
+        let e = parse(verify(&config(), request(BODY, Some(jwt(SECRET, BODY, now.timestamp()))), now).unwrap(), now)
+            .unwrap();
         assert_eq!((e.event_type, e.duration_seconds), (Some(EventType::Completed), Some(23)));
         assert_eq!(e.dedupe_key, "vonage:63f61863-4a51-4f6b-86e1-46edebcf9356:completed");
     }
@@ -150,10 +166,17 @@ mod tests {
     fn rejects_forged_expired_tampered_and_missing_tokens() {
         let now = Utc::now();
         let ts = now.timestamp();
-        assert!(matches!(verify(&config(), request(BODY, Some(jwt("wrong", BODY, ts))), now), Err(WebhookError::InvalidSignature(_))));
-        assert!(matches!(verify(&config(), request(BODY, Some(jwt(SECRET, BODY, ts - 3600))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("300")));
+        assert!(matches!(
+            verify(&config(), request(BODY, Some(jwt("wrong", BODY, ts))), now),
+            Err(WebhookError::InvalidSignature(_))
+        ));
+        assert!(
+            matches!(verify(&config(), request(BODY, Some(jwt(SECRET, BODY, ts - 3600))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("300"))
+        );
         let tampered = BODY.replace("completed", "answered");
-        assert!(matches!(verify(&config(), request(&tampered, Some(jwt(SECRET, BODY, ts))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("payload_hash")));
+        assert!(
+            matches!(verify(&config(), request(&tampered, Some(jwt(SECRET, BODY, ts))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("payload_hash"))
+        );
         assert!(matches!(verify(&config(), request(BODY, None), now), Err(WebhookError::MissingSignature(_))));
     }
 

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::types::{NewAttempt, RecordOutcome, Recorded, Registered};
 use super::{StoreError, StoreResult};
 use crate::domain::{
-    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision,
-    Disposition, JobKind, NewJob, Outcome, Provider,
+    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, JobKind, NewJob,
+    Outcome, Provider,
 };
 
 /// An attempt with the contact and campaign its rules need, locked for update.
@@ -60,7 +60,12 @@ pub(crate) trait TxOps: Send + Sized {
     /// Contact and its campaign, locked.
     async fn find_contact(&mut self, id: Uuid) -> StoreResult<Option<(Contact, Campaign)>>;
     /// Inserts the inbox row unless its dedupe key exists; `false` when it did.
-    async fn insert_event(&mut self, event: &CallEvent, call_id: Option<&str>, disposition: Disposition) -> StoreResult<bool>;
+    async fn insert_event(
+        &mut self,
+        event: &CallEvent,
+        call_id: Option<&str>,
+        disposition: Disposition,
+    ) -> StoreResult<bool>;
     /// [`insert_event`](TxOps::insert_event), then — only if it was inserted — the
     /// attempt's new state. A backend may do both in one round trip.
     async fn insert_event_then_update(
@@ -80,7 +85,12 @@ pub(crate) trait TxOps: Send + Sized {
     }
     async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()>;
     /// Deferred events matching a call id or a provider call id.
-    async fn deferred_events(&mut self, call_id: Option<&str>, provider: Provider, provider_call_id: Option<&str>) -> StoreResult<Vec<CallEvent>>;
+    async fn deferred_events(
+        &mut self,
+        call_id: Option<&str>,
+        provider: Provider,
+        provider_call_id: Option<&str>,
+    ) -> StoreResult<Vec<CallEvent>>;
     async fn insert_attempt(&mut self, attempt: &Attempt) -> StoreResult<()>;
     async fn update_attempt(&mut self, attempt: &Attempt) -> StoreResult<()>;
     /// Writes the contact's state, counters and timestamps as given.
@@ -148,11 +158,17 @@ pub(crate) async fn replay_deferred<T: TxOps>(mut tx: T, event: CallEvent) -> St
 }
 
 /// The dialogue orchestrator's verdict on an answered call (SPEC §6).
-pub(crate) async fn record_outcome<T: TxOps>(mut tx: T, call_id: &str, outcome: Outcome) -> StoreResult<(Attempt, Contact, bool)> {
+pub(crate) async fn record_outcome<T: TxOps>(
+    mut tx: T,
+    call_id: &str,
+    outcome: Outcome,
+) -> StoreResult<(Attempt, Contact, bool)> {
     let kind = match outcome {
         Outcome::Completed => JobKind::SurveyCompleted,
         Outcome::Refused => JobKind::SurveyRefused,
-        other => return Err(StoreError::Invalid(format!("a dialogue outcome is `completed` or `refused`, not `{other}`"))),
+        other => {
+            return Err(StoreError::Invalid(format!("a dialogue outcome is `completed` or `refused`, not `{other}`")))
+        }
     };
     let mut state = tx
         .find_attempt(AttemptKey::CallId(call_id), None)
@@ -171,7 +187,8 @@ pub(crate) async fn record_outcome<T: TxOps>(mut tx: T, call_id: &str, outcome: 
     state.attempt.outcome = Some(outcome);
     tx.update_attempt(&state.attempt).await?;
     if state.contact.state.is_open() {
-        state.contact.state = if outcome == Outcome::Completed { ContactState::Completed } else { ContactState::Refused };
+        state.contact.state =
+            if outcome == Outcome::Completed { ContactState::Completed } else { ContactState::Refused };
         state.contact.last_outcome = Some(outcome);
         state.contact.next_attempt_at = None;
         state.contact.updated_at = Utc::now();
@@ -195,7 +212,8 @@ pub(crate) async fn record_outcome<T: TxOps>(mut tx: T, call_id: &str, outcome: 
 
 /// The URL's correlation and the provider's call id must agree with the attempt.
 fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
-    let conflict = |what: &str| Err(StoreError::Conflict(format!("{what} does not match call attempt `{}`", attempt.call_id)));
+    let conflict =
+        |what: &str| Err(StoreError::Conflict(format!("{what} does not match call attempt `{}`", attempt.call_id)));
     if event.campaign_id.is_some_and(|id| id != attempt.campaign_id) {
         return conflict("campaign_id");
     }
@@ -270,7 +288,11 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("contact `{}` not found", new.contact_id)))?;
     if new.campaign_id.is_some_and(|id| id != contact.campaign_id) {
-        return Err(StoreError::Conflict(format!("contact `{}` is not in campaign `{}`", contact.id, new.campaign_id.unwrap())));
+        return Err(StoreError::Conflict(format!(
+            "contact `{}` is not in campaign `{}`",
+            contact.id,
+            new.campaign_id.unwrap()
+        )));
     }
     refuse_unless_dialable(&contact)?;
 

@@ -27,9 +27,7 @@ pub(crate) trait RowExt {
         self.opt_int(col)?.ok_or_else(|| null(col))
     }
     fn opt_int(&self, col: &str) -> StoreResult<Option<i32>> {
-        self.opt_i64(col)?
-            .map(|v| i32::try_from(v).map_err(|_| corrupt(col, &v.to_string())))
-            .transpose()
+        self.opt_i64(col)?.map(|v| i32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))).transpose()
     }
     fn ts(&self, col: &str) -> StoreResult<DateTime<Utc>> {
         self.opt_ts(col)?.ok_or_else(|| null(col))
@@ -51,8 +49,7 @@ pub(crate) fn corrupt(col: &str, value: &str) -> StoreError {
     StoreError::Unavailable(format!("column `{col}` holds an unexpected value `{value}`"))
 }
 
-pub(crate) const CAMPAIGN_COLS: &str =
-    "k.id AS k_id, k.name AS k_name, k.max_attempts AS k_max_attempts, \
+pub(crate) const CAMPAIGN_COLS: &str = "k.id AS k_id, k.name AS k_name, k.max_attempts AS k_max_attempts, \
      k.retry_interval_minutes AS k_retry_interval_minutes, k.created_at AS k_created_at";
 
 pub(crate) const CONTACT_COLS: &str =
@@ -190,8 +187,9 @@ macro_rules! impl_row_ext {
                 $uuid
             }
             fn uuid(&self, col: &str) -> $crate::store::StoreResult<uuid::Uuid> {
-                self.opt_uuid(col)?
-                    .ok_or_else(|| $crate::store::StoreError::Unavailable(format!("column `{col}` is unexpectedly NULL")))
+                self.opt_uuid(col)?.ok_or_else(|| {
+                    $crate::store::StoreError::Unavailable(format!("column `{col}` is unexpectedly NULL"))
+                })
             }
             fn opt_text(&self, col: &str) -> $crate::store::StoreResult<Option<String>> {
                 Ok(sqlx::Row::try_get(self, col)?)

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 
 use super::backend::sql_backend;
 use super::rows::{corrupt, impl_row_ext};

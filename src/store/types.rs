@@ -55,9 +55,8 @@ impl NewContact {
     /// E.164: `+`, a non-zero digit, then at most 14 more digits.
     pub(crate) fn validate(&self) -> Result<(), StoreError> {
         let digits = self.phone_number.strip_prefix('+').unwrap_or("");
-        let ok = (2..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(())
         } else {

@@ -27,7 +27,6 @@ use callhook::providers::Providers;
 use callhook::secret::Secret;
 use callhook::store::{NewCampaign, NewContact, PgStore, SqliteStore, Store};
 
-
 /// Generates a `sqlite` and a `postgres` test for each async fn taking the store.
 #[allow(unused_macros)]
 macro_rules! on_both_stores {
@@ -108,16 +107,17 @@ fn postgres_required() -> bool {
 /// server is reachable and PostgreSQL is not required.
 pub async fn postgres() -> Option<TestDb> {
     let url = postgres_url();
-    let admin = match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(&url).await {
-        Ok(pool) => pool,
-        Err(e) if !postgres_required() => {
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "NOTICE: PostgreSQL test SKIPPED: cannot connect to {url}: {e}");
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL is required (CALLHOOK_REQUIRE_POSTGRES) but {url} is unreachable: {e}"),
-    };
+    let admin =
+        match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(&url).await {
+            Ok(pool) => pool,
+            Err(e) if !postgres_required() => {
+                // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "NOTICE: PostgreSQL test SKIPPED: cannot connect to {url}: {e}");
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL is required (CALLHOOK_REQUIRE_POSTGRES) but {url} is unreachable: {e}"),
+        };
     let schema = format!("test_{}", Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
     let options: PgConnectOptions = url.parse().expect("postgres url");
@@ -144,14 +144,16 @@ pub fn providers() -> Providers {
 
 /// A `provider` callback to `path_and_query`, signed as that provider signs it.
 pub fn provider_callback(provider: Provider, path_and_query: &str, cb: &Callback<'_>) -> Request<Body> {
-    let signed = signer().callback(provider, &format!("http://{HOST}{path_and_query}"), cb, chrono::Utc::now().timestamp());
+    let signed =
+        signer().callback(provider, &format!("http://{HOST}{path_and_query}"), cb, chrono::Utc::now().timestamp());
     to_request(path_and_query, signed)
 }
 
 /// A raw body (e.g. a fixture) for `provider`, signed now.
 pub fn provider_raw(provider: Provider, path_and_query: &str, content_type: &'static str, body: &str) -> Request<Body> {
     let url = format!("http://{HOST}{path_and_query}");
-    let signed = signer().sign(provider, &url, content_type, body.trim().as_bytes().to_vec(), chrono::Utc::now().timestamp());
+    let signed =
+        signer().sign(provider, &url, content_type, body.trim().as_bytes().to_vec(), chrono::Utc::now().timestamp());
     to_request(path_and_query, signed)
 }
 
