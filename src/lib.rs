@@ -7,6 +7,7 @@
 //! [`config`] and the `callhook` binary.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod domain;

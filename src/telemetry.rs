@@ -18,6 +18,10 @@ pub const HTTP_DURATION: &str = "callhook_http_request_duration_seconds";
 pub const DISPATCH: &str = "callhook_outbox_dispatch_total";
 /// Time from a job's commit to its delivery, by `sink` and `kind`.
 pub const DISPATCH_LAG: &str = "callhook_outbox_commit_to_delivery_seconds";
+/// Faults that are neither bad input nor an outage (a 500), by `source`.
+pub const INTERNAL_ERRORS: &str = "callhook_internal_errors_total";
+/// Deliveries whose task panicked, by `sink` and `kind` (the job is retried when its lease ends).
+pub const DISPATCH_PANICS: &str = "callhook_outbox_delivery_panics_total";
 pub const OUTBOX_PENDING: &str = "callhook_outbox_pending";
 pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
 pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";

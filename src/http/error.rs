@@ -65,6 +65,17 @@ impl From<StoreError> for ApiError {
                     "the store is unavailable; retry later",
                 )
             }
+            StoreError::Internal(detail) => {
+                // A fault retrying will not fix: a 500 (providers do not hammer it as
+                // an outage), the detail in the log, and a counter to alert on.
+                tracing::error!(error = %detail, "internal store error");
+                metrics::counter!(crate::telemetry::INTERNAL_ERRORS, "source" => "store").increment(1);
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an internal error occurred; it has been logged",
+                )
+            }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             StoreError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m),

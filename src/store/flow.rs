@@ -4,7 +4,7 @@
 //! its writes succeeded; returning early drops (rolls back) the transaction.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::types::{NewAttempt, RecordOutcome, Recorded, Registered};
@@ -52,6 +52,8 @@ impl AttemptKey<'_> {
 /// The statements a backend provides inside one open transaction.
 #[async_trait]
 pub(crate) trait TxOps: Send + Sized {
+    /// The application clock's "now" for everything this transaction writes.
+    fn now(&self) -> DateTime<Utc>;
     /// A transaction-scoped lock on a name (a no-op where writers are serialised).
     async fn lock(&mut self, name: &str) -> StoreResult<()>;
     /// The attempt, locked; with `probe`, also whether deferred events wait under
@@ -74,15 +76,7 @@ pub(crate) trait TxOps: Send + Sized {
         call_id: &str,
         disposition: Disposition,
         attempt: Option<&Attempt>,
-    ) -> StoreResult<bool> {
-        if !self.insert_event(event, Some(call_id), disposition).await? {
-            return Ok(false);
-        }
-        if let Some(attempt) = attempt {
-            self.update_attempt(attempt).await?;
-        }
-        Ok(true)
-    }
+    ) -> StoreResult<bool>;
     async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()>;
     /// Deferred events matching a call id or a provider call id.
     async fn deferred_events(
@@ -191,7 +185,7 @@ pub(crate) async fn record_outcome<T: TxOps>(
             if outcome == Outcome::Completed { ContactState::Completed } else { ContactState::Refused };
         state.contact.last_outcome = Some(outcome);
         state.contact.next_attempt_at = None;
-        state.contact.updated_at = Utc::now();
+        state.contact.updated_at = tx.now();
         tx.update_contact(&state.contact).await?;
     }
     tx.insert_job(&NewJob {
@@ -242,7 +236,7 @@ async fn persist_effects<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Dec
     state.attempt = decision.attempt;
     if let Some(change) = &decision.contact {
         change.apply_to(&mut state.contact);
-        state.contact.updated_at = Utc::now();
+        state.contact.updated_at = tx.now();
         tx.update_contact(&state.contact).await?;
     }
     for job in &decision.jobs {
@@ -296,7 +290,7 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
     }
     refuse_unless_dialable(&contact)?;
 
-    let now = Utc::now();
+    let now = tx.now();
     contact.attempts_count += 1;
     contact.last_attempt_at = Some(now);
     contact.next_attempt_at = None;

@@ -5,68 +5,35 @@
 //! events) are written once in `flow`, over the small set of per-backend
 //! statements in [`flow::TxOps`]; each backend only supplies its SQL.
 
-mod backend;
+mod dialect;
+mod error;
 mod flow;
+pub mod lease;
 mod postgres;
 mod rows;
+mod sql;
+mod sql_store;
 mod sqlite;
+mod tx;
 mod types;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{Attempt, CallEvent, Campaign, Contact, Outcome};
 
+pub use error::{StoreError, StoreResult};
+pub use lease::Lease;
 pub use postgres::PgStore;
+pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, RecordOutcome, Recorded, Registered, ReplayReport,
-    StoredEvent,
+    Claimed, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, RecordOutcome, Recorded, Registered,
+    ReplayReport, StoredEvent,
 };
-
-/// Why a store call failed, in terms the HTTP layer can answer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be reached or failed transiently: answer 503 so the
-    /// provider retries; nothing was committed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// The request contradicts what is stored (409).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// The input breaks a rule of the schema (400).
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &err {
-            match db.kind() {
-                sqlx::error::ErrorKind::UniqueViolation => return StoreError::Conflict(db.message().to_owned()),
-                sqlx::error::ErrorKind::ForeignKeyViolation | sqlx::error::ErrorKind::CheckViolation => {
-                    return StoreError::Invalid(db.message().to_owned())
-                }
-                _ => {}
-            }
-        }
-        StoreError::Unavailable(err.to_string())
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(err: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Unavailable(format!("migration failed: {err}"))
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -111,13 +78,23 @@ pub trait Store: Send + Sync + 'static {
     /// Also forward other replicas' commits to [`Store::jobs_signal`] (PostgreSQL
     /// `LISTEN`); a no-op where there are no other replicas.
     async fn listen_for_jobs(&self) -> StoreResult<()>;
-    /// Leases up to `limit` due jobs for `lease`; each claim counts as an attempt.
-    /// A job whose lease expires (its dispatcher died) becomes claimable again.
-    async fn claim_jobs(&self, limit: i64, lease: chrono::Duration) -> StoreResult<Vec<OutboxJob>>;
-    /// Marks delivered jobs done (one statement for the batch).
-    async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()>;
-    /// Records a failed delivery: retried at `retry_at`, or dead when `None`.
-    async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+    /// Leases up to `limit` due jobs for `lease` (measured by the database's clock);
+    /// each claim counts as an attempt. A job whose lease ends (its dispatcher died
+    /// or stalled) becomes claimable again.
+    async fn claim_jobs(&self, limit: i64, lease: std::time::Duration) -> StoreResult<Claimed>;
+    /// Marks delivered jobs done — those whose `lease` is still held (one statement
+    /// for the batch); returns how many were. A job missing from the count was
+    /// re-leased or settled by someone else, and is not touched.
+    async fn complete_jobs(&self, lease: Lease, ids: &[Uuid]) -> StoreResult<usize>;
+    /// Records a failed delivery under a held lease: due again after `retry_in`, or
+    /// dead when `None`. `false` (and nothing written) when the lease was lost.
+    async fn fail_job(
+        &self,
+        lease: Lease,
+        id: Uuid,
+        error: &str,
+        retry_in: Option<std::time::Duration>,
+    ) -> StoreResult<bool>;
     /// Makes a dead (or pending) job due now with a fresh attempt budget.
     async fn retry_job(&self, id: Uuid) -> StoreResult<bool>;
 }

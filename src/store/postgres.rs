@@ -1,24 +1,25 @@
 //! PostgreSQL, the production store. Concurrent deliveries of one call serialise on
 //! the attempt's row lock (`FOR UPDATE`); deferral and registration serialise on a
-//! transaction-scoped advisory lock named after the call.
+//! transaction-scoped advisory lock named after the call; committed jobs are
+//! announced to every replica with `NOTIFY`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
-use super::backend::sql_backend;
+use super::dialect::{bind_plain, Arg, BoxFuture, Dialect, Query};
 use super::rows::impl_row_ext;
+use super::sql_store::SqlStore;
+use super::StoreResult;
 
 /// The channel committed outbox jobs are announced on.
 const JOBS_CHANNEL: &str = "callhook_outbox";
 
-#[derive(Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    jobs: Arc<Notify>,
-}
+pub type PgStore = SqlStore<Postgres>;
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
@@ -32,83 +33,76 @@ impl PgStore {
 
     /// Wraps an existing pool (tests give each run its own schema this way).
     pub fn from_pool(pool: PgPool) -> Self {
-        PgStore { pool, jobs: Arc::new(Notify::new()) }
+        SqlStore::new(pool)
+    }
+}
+
+impl Dialect for Postgres {
+    const BACKEND: &'static str = "postgres";
+    const LOCK_ATTEMPT: &'static str = "FOR UPDATE OF a, c";
+    const LOCK_CONTACT: &'static str = "FOR UPDATE OF c";
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
+    const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+    const NOW: &'static str = "now()";
+    const WRITABLE_CTE: bool = true;
+    // The NOTIFY reaches other replicas' dispatchers when the transaction commits.
+    const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> =
+        Some(("WITH j AS (", " RETURNING 1) SELECT pg_notify('callhook_outbox', '') FROM j"));
+
+    fn now_plus_ms(param: &str) -> String {
+        format!("(now() + ({param})::double precision * interval '1 millisecond')")
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    fn bind<'q>(query: Query<'q, Self>, arg: Arg<'q>) -> Query<'q, Self> {
+        match arg {
+            Arg::Id(id) => query.bind(id),
+            other => bind_plain(query, other),
+        }
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
-        Ok(())
+    fn migrate(pool: &PgPool) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { Ok(sqlx::migrate!("./migrations/postgres").run(pool).await?) })
     }
 
     /// `LISTEN`s for other replicas' jobs and wakes the local dispatcher; reconnects
     /// on its own after a lost connection (polling covers the gap).
-    async fn spawn_job_listener(&self) -> StoreResult<()> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(JOBS_CHANNEL).await?;
-        let jobs = self.jobs.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.recv().await {
-                    Ok(_) => jobs.notify_one(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox LISTEN connection lost; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+    fn listen_for_jobs(pool: &PgPool, jobs: Arc<Notify>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let mut listener = PgListener::connect_with(pool).await?;
+            listener.listen(JOBS_CHANNEL).await?;
+            tokio::spawn(async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(_) => jobs.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox LISTEN connection lost; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
-            }
-        });
-        Ok(())
+            });
+            Ok(())
+        })
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        Ok(Tx(self.pool.begin().await?))
+    fn execute<'a>(conn: &'a mut Self::Connection, query: Query<'a, Self>) -> BoxFuture<'a, sqlx::Result<u64>> {
+        Box::pin(async move { Ok(query.execute(conn).await?.rows_affected()) })
+    }
+
+    fn fetch_all<'a>(
+        conn: &'a mut Self::Connection,
+        query: Query<'a, Self>,
+    ) -> BoxFuture<'a, sqlx::Result<Vec<PgRow>>> {
+        Box::pin(query.fetch_all(conn))
+    }
+
+    fn fetch_optional<'a>(
+        conn: &'a mut Self::Connection,
+        query: Query<'a, Self>,
+    ) -> BoxFuture<'a, sqlx::Result<Option<PgRow>>> {
+        Box::pin(query.fetch_optional(conn))
     }
 }
 
-fn pg_id(id: Uuid) -> Uuid {
-    id
-}
-
-impl_row_ext!(PgRow, |row, col| Ok(sqlx::Row::try_get(row, col)?));
-
-sql_backend! {
-    name: "postgres",
-    store: PgStore,
-    db: sqlx::Postgres,
-    id: pg_id,
-    lock_attempt: "FOR UPDATE OF a, c",
-    lock_contact: "FOR UPDATE OF c",
-    lock_events: "FOR UPDATE",
-    claim_lock: "FOR UPDATE SKIP LOCKED",
-    named_lock: Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
-    // The NOTIFY reaches other replicas' dispatchers when the transaction commits.
-    job_insert_wrap: ("WITH j AS (", " RETURNING 1) SELECT pg_notify('callhook_outbox', '') FROM j"),
-    extra_tx_ops: {
-        /// One round trip: the inbox insert and, only if it inserted, the attempt update.
-        async fn insert_event_then_update(
-            &mut self,
-            e: &CallEvent,
-            call_id: &str,
-            disposition: Disposition,
-            attempt: Option<&Attempt>,
-        ) -> StoreResult<bool> {
-            let Some(a) = attempt else { return self.insert_event(e, Some(call_id), disposition).await };
-            let sql = concat!(
-                "WITH ins AS (",
-                super::backend::INSERT_EVENT!(),
-                " ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1), upd AS (UPDATE call_attempts SET ",
-                super::backend::ATTEMPT_SET!(19),
-                " WHERE id = $19 AND EXISTS (SELECT 1 FROM ins) RETURNING 1) SELECT EXISTS (SELECT 1 FROM ins)"
-            );
-            let row = bind_attempt(bind_event(sqlx::query(sql), e, Some(call_id), disposition), a)
-                .fetch_one(&mut *self.0)
-                .await
-                .map_err(|err| provider_id_conflict(err, a))?;
-            Ok(sqlx::Row::try_get(&row, 0)?)
-        }
-    },
-}
+impl_row_ext!(PgRow, |row, col| Ok(row.try_get::<Option<Uuid>, _>(col)?));

@@ -11,8 +11,7 @@ use super::types::{OutboxJob, StoredEvent};
 use super::{StoreError, StoreResult};
 use crate::domain::{Attempt, CallEvent, Campaign, Contact};
 
-pub(crate) trait RowExt {
-    fn uuid(&self, col: &str) -> StoreResult<Uuid>;
+pub trait RowExt {
     fn opt_uuid(&self, col: &str) -> StoreResult<Option<Uuid>>;
     fn opt_text(&self, col: &str) -> StoreResult<Option<String>>;
     fn opt_i64(&self, col: &str) -> StoreResult<Option<i64>>;
@@ -20,6 +19,9 @@ pub(crate) trait RowExt {
     fn json(&self, col: &str) -> StoreResult<Value>;
     fn boolean(&self, col: &str) -> StoreResult<bool>;
 
+    fn uuid(&self, col: &str) -> StoreResult<Uuid> {
+        self.opt_uuid(col)?.ok_or_else(|| null(col))
+    }
     fn text(&self, col: &str) -> StoreResult<String> {
         self.opt_text(col)?.ok_or_else(|| null(col))
     }
@@ -41,12 +43,13 @@ pub(crate) trait RowExt {
     }
 }
 
-fn null(col: &str) -> StoreError {
-    StoreError::Unavailable(format!("column `{col}` is unexpectedly NULL"))
+// A row that does not decode is a fault retrying cannot fix: internal, not unavailable.
+pub(crate) fn null(col: &str) -> StoreError {
+    StoreError::Internal(format!("column `{col}` is unexpectedly NULL"))
 }
 
 pub(crate) fn corrupt(col: &str, value: &str) -> StoreError {
-    StoreError::Unavailable(format!("column `{col}` holds an unexpected value `{value}`"))
+    StoreError::Internal(format!("column `{col}` holds an unexpected value `{value}`"))
 }
 
 pub(crate) const CAMPAIGN_COLS: &str = "k.id AS k_id, k.name AS k_name, k.max_attempts AS k_max_attempts, \
@@ -185,11 +188,6 @@ macro_rules! impl_row_ext {
                 let $r = self;
                 let $col = col;
                 $uuid
-            }
-            fn uuid(&self, col: &str) -> $crate::store::StoreResult<uuid::Uuid> {
-                self.opt_uuid(col)?.ok_or_else(|| {
-                    $crate::store::StoreError::Unavailable(format!("column `{col}` is unexpectedly NULL"))
-                })
             }
             fn opt_text(&self, col: &str) -> $crate::store::StoreResult<Option<String>> {
                 Ok(sqlx::Row::try_get(self, col)?)

@@ -2,26 +2,32 @@
 //! transactions never interleave: no row locks or named locks are needed, and
 //! exactly-once follows from the unique dedupe key alone. WAL journaling with
 //! `synchronous = FULL` makes a commit durable before the webhook is answered.
-//! Timestamps are RFC 3339 text in UTC, written only by sqlx, so comparing them as
-//! text (due jobs, leases) orders them correctly.
+//!
+//! Timestamps are RFC 3339 text in UTC. sqlx writes them with 0, 3, 6 or 9
+//! fractional digits and the database clock ([`Dialect::NOW`]) with 3; both end in
+//! `+00:00`, and `+` sorts before `.` and every digit, so comparing them as text
+//! (due jobs, leases) orders them correctly.
 
 use std::str::FromStr;
 use std::sync::Arc;
-
-use tokio::sync::Notify;
+use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
+use sqlx::{Row, Sqlite};
+use tokio::sync::Notify;
+use uuid::Uuid;
 
-use super::backend::sql_backend;
+use super::dialect::{bind_plain, Arg, BoxFuture, Dialect, Query};
 use super::rows::{corrupt, impl_row_ext};
+use super::sql_store::SqlStore;
+use super::StoreResult;
 
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    jobs: Arc<Notify>,
-}
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// The database clock in the text form of the timestamp columns.
+const SQLITE_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database a `sqlite:` URL names;
@@ -32,7 +38,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5));
         // One connection, never recycled: serialises writers, and keeps an in-memory
         // database alive for the life of the store.
         let pool = SqlitePoolOptions::new()
@@ -42,47 +48,61 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, jobs: Arc::new(Notify::new()) })
+        Ok(SqlStore::new(pool))
+    }
+}
+
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+    const LOCK_ATTEMPT: &'static str = "";
+    const LOCK_CONTACT: &'static str = "";
+    const LOCK_ROWS: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+    const NAMED_LOCK: Option<&'static str> = None;
+    const NOW: &'static str = SQLITE_NOW;
+    const WRITABLE_CTE: bool = false;
+    const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> = None;
+
+    fn now_plus_ms(param: &str) -> String {
+        format!("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', (({param}) / 1000.0) || ' seconds')")
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    fn bind<'q>(query: Query<'q, Self>, arg: Arg<'q>) -> Query<'q, Self> {
+        match arg {
+            Arg::Id(id) => query.bind(id.map(|id| id.hyphenated().to_string())),
+            other => bind_plain(query, other),
+        }
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
-        Ok(())
+    fn migrate(pool: &SqlitePool) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { Ok(sqlx::migrate!("./migrations/sqlite").run(pool).await?) })
     }
 
     /// One process owns an SQLite file, so the in-process signal is all there is.
-    async fn spawn_job_listener(&self) -> StoreResult<()> {
-        Ok(())
+    fn listen_for_jobs(_pool: &SqlitePool, _jobs: Arc<Notify>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async { Ok(()) })
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        Ok(Tx(self.pool.begin().await?))
+    fn execute<'a>(conn: &'a mut Self::Connection, query: Query<'a, Self>) -> BoxFuture<'a, sqlx::Result<u64>> {
+        Box::pin(async move { Ok(query.execute(conn).await?.rows_affected()) })
     }
-}
 
-fn sqlite_id(id: Uuid) -> String {
-    id.hyphenated().to_string()
+    fn fetch_all<'a>(
+        conn: &'a mut Self::Connection,
+        query: Query<'a, Self>,
+    ) -> BoxFuture<'a, sqlx::Result<Vec<SqliteRow>>> {
+        Box::pin(query.fetch_all(conn))
+    }
+
+    fn fetch_optional<'a>(
+        conn: &'a mut Self::Connection,
+        query: Query<'a, Self>,
+    ) -> BoxFuture<'a, sqlx::Result<Option<SqliteRow>>> {
+        Box::pin(query.fetch_optional(conn))
+    }
 }
 
 impl_row_ext!(SqliteRow, |row, col| {
-    let text: Option<String> = sqlx::Row::try_get(row, col)?;
+    let text: Option<String> = row.try_get(col)?;
     text.map(|t| Uuid::parse_str(&t).map_err(|_| corrupt(col, &t))).transpose()
 });
-
-sql_backend! {
-    name: "sqlite",
-    store: SqliteStore,
-    db: sqlx::Sqlite,
-    id: sqlite_id,
-    lock_attempt: "",
-    lock_contact: "",
-    lock_events: "",
-    claim_lock: "",
-    named_lock: None,
-    job_insert_wrap: ("", ""),
-    extra_tx_ops: {},
-}

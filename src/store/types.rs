@@ -165,6 +165,13 @@ pub struct OutboxJob {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// Jobs leased by one claim, all under one lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub lease: super::Lease,
+    pub jobs: Vec<OutboxJob>,
+}
+
 /// What `events replay` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ReplayReport {
