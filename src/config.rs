@@ -311,6 +311,12 @@ impl ServeArgs {
                 problems.push(format!("CALLHOOK_PUBLIC_BASE_URL must start with http:// or https://, got `{url}`"));
             }
         }
+        if self.outbox.lease_secs_below_timeout() {
+            problems.push(
+                "outbox_lease_secs must exceed sink_http_timeout_secs, or a slow delivery could be claimed twice"
+                    .into(),
+            );
+        }
         problems
     }
 

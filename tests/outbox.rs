@@ -16,9 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
+use callhook::clock::Clock;
 use callhook::outbox::{standard_webhooks, Dispatcher, DispatcherConfig, HttpSink, NatsSink, Sink, SinkError};
 use callhook::secret::Secret;
-use callhook::store::{OutboxJob, Store};
+use callhook::store::{OutboxJob, PgStore, SqliteStore, Store};
 use common::*;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -70,11 +71,13 @@ async fn spawn_receiver(receiver: Receiver) -> String {
     url
 }
 
+/// Polls so rarely that a test's deadline passes long before the first poll: any
+/// delivery within it was woken by a signal, or made by an explicit round.
 fn fast_config(max_attempts: i32) -> DispatcherConfig {
     DispatcherConfig {
         max_attempts,
         backoff_base: Duration::ZERO,
-        poll_interval: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(3600),
         ..DispatcherConfig::default()
     }
 }
@@ -99,16 +102,49 @@ on_both_stores!(
     failing_receiver_gets_the_job_once_it_recovers,
     job_is_dead_after_max_attempts_and_can_be_retried,
     an_expired_lease_makes_a_job_claimable_again,
+    an_expired_lease_cannot_settle,
+    each_job_is_settled_as_its_delivery_finishes,
+    a_panicking_delivery_is_counted_and_spares_the_round,
     two_dispatchers_never_deliver_one_job_twice,
     a_commit_wakes_the_dispatcher_without_polling,
 );
+
+/// The value of one Prometheus series (name and exact label set), 0 when absent.
+fn series(name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    let text = callhook::telemetry::prometheus().render();
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Delegates to a sink under a name no other test uses, so the metrics series it
+/// produces are this test's alone.
+struct Renamed<S>(&'static str, S);
+
+#[async_trait]
+impl<S: Sink> Sink for Renamed<S> {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    async fn deliver(&self, job: &OutboxJob) -> Result<(), SinkError> {
+        self.1.deliver(job).await
+    }
+}
 
 async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn Store>) {
     let receiver = Receiver::default();
     let url = spawn_receiver(receiver.clone()).await;
     let call_id = answered_call(&store).await;
-    let sink = HttpSink::new(url, &Secret::new(SECRET), Duration::from_secs(5)).unwrap();
-    let dispatcher = Dispatcher::new(store.clone(), Arc::new(sink), fast_config(5));
+    let http = HttpSink::new(url, &Secret::new(SECRET), Duration::from_secs(5)).unwrap();
+    // One series name per backend: the two versions of this test run side by side.
+    let name: &'static str = if store.backend() == "sqlite" { "http-probe-sqlite" } else { "http-probe-postgres" };
+    let labels = format!(r#"sink="{name}",kind="dialogue.start",result="delivered""#);
+    let lag = format!(r#"sink="{name}",kind="dialogue.start""#);
+    let before = (
+        series("callhook_outbox_dispatch_total", &labels),
+        series("callhook_outbox_commit_to_delivery_seconds_count", &lag),
+    );
+    let dispatcher = Dispatcher::new(store.clone(), Arc::new(Renamed(name, http)), fast_config(5));
     let round = dispatcher.run_once().await.unwrap();
     assert_eq!(round.delivered, 1);
     assert_eq!(dispatcher.run_once().await.unwrap().claimed(), 0, "nothing left to deliver");
@@ -123,14 +159,11 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
     assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 1));
     assert!(jobs[0].delivered_at.is_some());
     assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
-    let metrics = callhook::telemetry::prometheus().render();
-    assert!(
-        metrics.lines().any(|l| l.starts_with("callhook_outbox_dispatch_total")
-            && l.contains(r#"sink="http""#)
-            && l.contains(r#"result="delivered""#)),
-        "{metrics}"
+    let after = (
+        series("callhook_outbox_dispatch_total", &labels),
+        series("callhook_outbox_commit_to_delivery_seconds_count", &lag),
     );
-    assert!(metrics.contains("callhook_outbox_commit_to_delivery_seconds_bucket"), "{metrics}");
+    assert_eq!(after, (before.0 + 1.0, before.1 + 1.0), "one delivery counted, one commit-to-delivery observation");
 }
 
 async fn failing_receiver_gets_the_job_once_it_recovers(store: Arc<dyn Store>) {
@@ -147,7 +180,7 @@ async fn failing_receiver_gets_the_job_once_it_recovers(store: Arc<dyn Store>) {
     assert_eq!(dispatcher.run_once().await.unwrap().retried, 1);
     assert_eq!(dispatcher.run_once().await.unwrap().delivered, 1);
     let job = store.outbox(10).await.unwrap().remove(0);
-    assert_eq!((job.status.as_str(), job.attempts, job.last_error), ("done".into(), 3, None));
+    assert_eq!((job.status.as_str(), job.attempts, job.last_error), ("done", 3, None));
     assert_eq!(receiver.accepted.lock().unwrap().len(), 1);
 }
 
@@ -176,17 +209,142 @@ async fn job_is_dead_after_max_attempts_and_can_be_retried(store: Arc<dyn Store>
 
 async fn an_expired_lease_makes_a_job_claimable_again(store: Arc<dyn Store>) {
     answered_call(&store).await;
-    let claimed = store.claim_jobs(10, chrono::Duration::milliseconds(300)).await.unwrap();
+    let claimed = store.claim_jobs(10, Duration::from_millis(300)).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
     assert!(
-        store.claim_jobs(10, chrono::Duration::seconds(30)).await.unwrap().is_empty(),
+        store.claim_jobs(10, Duration::from_secs(30)).await.unwrap().jobs.is_empty(),
         "leased to the first claimer"
     );
     // The first claimer "crashed": after the lease the job is claimable again.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let again = store.claim_jobs(10, chrono::Duration::seconds(30)).await.unwrap();
+    let again = store.claim_jobs(10, Duration::from_secs(30)).await.unwrap().jobs;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (claimed[0].id, 2));
+}
+
+async fn an_expired_lease_cannot_settle(store: Arc<dyn Store>) {
+    answered_call(&store).await;
+    let first = store.claim_jobs(10, Duration::from_millis(200)).await.unwrap();
+    let id = first.jobs[0].id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Expired and not yet taken by anyone: still no settle under the old lease.
+    assert_eq!(store.complete_jobs(first.lease, &[id]).await.unwrap(), 0);
+    assert!(!store.fail_job(first.lease, id, "late", None).await.unwrap(), "an expired lease cannot kill the job");
+    assert_eq!(store.outbox(10).await.unwrap()[0].status, "pending");
+
+    // Taken by a second claimer: the first one's late settles change nothing…
+    let second = store.claim_jobs(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(second.jobs[0].id, id);
+    assert_eq!(store.complete_jobs(first.lease, &[id]).await.unwrap(), 0);
+    assert!(!store.fail_job(first.lease, id, "late", Some(Duration::ZERO)).await.unwrap());
+    let job = store.outbox(10).await.unwrap().remove(0);
+    assert_eq!((job.status.as_str(), job.last_error), ("pending", None));
+    assert!(store.claim_jobs(10, Duration::from_secs(30)).await.unwrap().jobs.is_empty(), "still leased to the second");
+    // …and the holder's settle does.
+    assert_eq!(store.complete_jobs(second.lease, &[id]).await.unwrap(), 1);
+    assert_eq!(store.outbox(10).await.unwrap()[0].status, "done");
+    assert_eq!(store.complete_jobs(second.lease, &[id]).await.unwrap(), 0, "a settle releases the lease");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_replica_clock_ahead_cannot_shorten_a_lease() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let skewed = store.with_clock(Clock::offset(chrono::Duration::hours(1)));
+    a_replica_clock_ahead_cannot_shorten_a_lease(Arc::new(store), Arc::new(skewed)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_replica_clock_ahead_cannot_shorten_a_lease() {
+    let Some(db) = postgres().await else { return };
+    let skewed = PgStore::from_pool(db.pg_pool().clone()).with_clock(Clock::offset(chrono::Duration::hours(1)));
+    a_replica_clock_ahead_cannot_shorten_a_lease(db.store.clone(), Arc::new(skewed)).await;
+    db.cleanup().await;
+}
+
+/// `skewed` is another replica over the same database whose clock runs an hour ahead.
+async fn a_replica_clock_ahead_cannot_shorten_a_lease(store: Arc<dyn Store>, skewed: Arc<dyn Store>) {
+    answered_call(&store).await;
+    let held = store.claim_jobs(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(held.jobs.len(), 1);
+    // The replica whose clock runs an hour ahead judges leases by the database's clock.
+    assert!(skewed.claim_jobs(10, Duration::from_secs(30)).await.unwrap().jobs.is_empty(), "lease stolen by skew");
+    // Its retry schedule is the database's too: due after the delay, not an hour off.
+    let lease = held.lease;
+    assert!(store.fail_job(lease, held.jobs[0].id, "boom", Some(Duration::from_millis(100))).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let again = skewed.claim_jobs(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again.jobs.len(), 1, "due by the database's clock");
+}
+
+/// Holds deliveries of the jobs in `held` until released; delivers the rest at once.
+#[derive(Default)]
+struct GateSink {
+    held: Mutex<Vec<uuid::Uuid>>,
+    release: tokio::sync::Notify,
+    panic_on: Mutex<Option<uuid::Uuid>>,
+    delivered: Mutex<Vec<uuid::Uuid>>,
+}
+
+#[async_trait]
+impl Sink for GateSink {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    async fn deliver(&self, job: &OutboxJob) -> Result<(), SinkError> {
+        if *self.panic_on.lock().unwrap() == Some(job.id) {
+            panic!("sink bug while delivering {}", job.id);
+        }
+        if self.held.lock().unwrap().contains(&job.id) {
+            self.release.notified().await;
+        }
+        self.delivered.lock().unwrap().push(job.id);
+        Ok(())
+    }
+}
+
+async fn each_job_is_settled_as_its_delivery_finishes(store: Arc<dyn Store>) {
+    answered_call(&store).await;
+    answered_call(&store).await;
+    let jobs = store.outbox(10).await.unwrap();
+    let (slow, fast) = (jobs[0].id, jobs[1].id);
+    let sink = Arc::new(GateSink { held: Mutex::new(vec![slow]), ..GateSink::default() });
+    let dispatcher = Dispatcher::new(store.clone(), sink.clone(), fast_config(5));
+    let round = tokio::spawn(async move { dispatcher.run_once().await });
+    let status = |jobs: Vec<OutboxJob>, id| jobs.into_iter().find(|j| j.id == id).unwrap().status;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status(store.outbox(10).await.unwrap(), fast) != "done" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fast job was not settled while the slow one was in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status(store.outbox(10).await.unwrap(), slow), "pending", "the slow one is still being delivered");
+    sink.release.notify_one();
+    let round = round.await.unwrap().unwrap();
+    assert_eq!((round.delivered, round.claimed()), (2, 2));
+    assert_eq!(store.outbox_stats().await.unwrap().done, 2);
+}
+
+async fn a_panicking_delivery_is_counted_and_spares_the_round(store: Arc<dyn Store>) {
+    answered_call(&store).await;
+    answered_call(&store).await;
+    let jobs = store.outbox(10).await.unwrap();
+    let (bad, good) = (jobs[0].id, jobs[1].id);
+    let sink = Arc::new(GateSink { panic_on: Mutex::new(Some(bad)), ..GateSink::default() });
+    let name = r#"sink="gate",kind="dialogue.start",result="panicked""#;
+    let before = series("callhook_outbox_dispatch_total", name);
+    let dispatcher = Dispatcher::new(store.clone(), sink.clone(), fast_config(5));
+    let round = dispatcher.run_once().await.unwrap();
+    assert_eq!((round.delivered, round.panicked), (1, 1));
+    assert!(series("callhook_outbox_dispatch_total", name) >= before + 1.0, "the panic is counted");
+    let jobs = store.outbox(10).await.unwrap();
+    let find = |id| jobs.iter().find(|j| j.id == id).unwrap();
+    assert_eq!(find(good).status, "done");
+    // The panicked job keeps its lease (and its counted attempt) and is retried after it.
+    assert_eq!((find(bad).status.as_str(), find(bad).attempts), ("pending", 1));
 }
 
 /// Records deliveries and fails the test if a job is ever in two deliveries at once.
@@ -242,7 +400,7 @@ async fn two_dispatchers_never_deliver_one_job_twice(store: Arc<dyn Store>) {
     assert_eq!(na + nb, 40);
     assert!(na > 0 && nb > 0, "both dispatchers took part ({na}/{nb})");
     assert_eq!(sink.overlaps.load(Ordering::SeqCst), 0);
-    let delivered = sink.delivered.lock().unwrap();
+    let delivered = sink.delivered.lock().unwrap().clone();
     assert_eq!(delivered.len(), 40);
     assert!(delivered.values().all(|n| *n == 1));
     assert_eq!(store.outbox_stats().await.unwrap().done, 40);
@@ -253,13 +411,12 @@ async fn a_commit_wakes_the_dispatcher_without_polling(store: Arc<dyn Store>) {
     let dispatcher = Dispatcher::new(store.clone(), sink.clone(), fast_config(5)); // polls once a minute
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(dispatcher.run(stop_rx));
-    tokio::time::sleep(Duration::from_millis(200)).await; // past its first (empty) round
+    // Once a first job is delivered, the dispatcher has finished a round and waits;
+    // only a wake-up can deliver the second before the hourly poll.
     answered_call(&store).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sink.delivered.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(sink.delivered.lock().unwrap().len(), 1, "woken by the commit, not the 60 s poll");
+    wait_for_deliveries(&sink, 1).await;
+    answered_call(&store).await;
+    wait_for_deliveries(&sink, 2).await;
     stop.send(true).unwrap();
     task.await.unwrap();
 }
@@ -274,16 +431,24 @@ async fn another_replicas_commit_wakes_the_dispatcher_through_notify() {
     let dispatcher = Dispatcher::new(db.store.clone(), sink.clone(), fast_config(5));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(dispatcher.run(stop_rx));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // As above; both jobs are committed by the other replica, whose in-process
+    // signal this dispatcher never sees: only NOTIFY can wake it for the second.
     answered_call(&other).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sink.delivered.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(sink.delivered.lock().unwrap().len(), 1, "NOTIFY from the other replica woke this dispatcher");
+    wait_for_deliveries(&sink, 1).await;
+    answered_call(&other).await;
+    wait_for_deliveries(&sink, 2).await;
     stop.send(true).unwrap();
     task.await.unwrap();
     db.cleanup().await;
+}
+
+/// Waits (at most 10 s, far below the dispatcher's hourly poll) for `n` deliveries.
+async fn wait_for_deliveries(sink: &CountingSink, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sink.delivered.lock().unwrap().len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "delivery {n} was not woken (the poll is hourly)");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn nats_url() -> String {

@@ -60,7 +60,7 @@ pub async fn outbox_list(db: &DatabaseArgs, status: Option<&str>, limit: i64) ->
         stats.dead,
         stats.oldest_pending_at.map_or("-".into(), |t| t.to_rfc3339())
     );
-    println!("{:<36} {:<20} {:<8} {:>8}  {}", "id", "kind", "status", "attempts", "last_error");
+    println!("{:<36} {:<20} {:<8} {:>8}  last_error", "id", "kind", "status", "attempts");
     for job in store.outbox(limit).await?.into_iter().filter(|j| status.is_none_or(|s| j.status == s)) {
         println!(
             "{:<36} {:<20} {:<8} {:>8}  {}",

@@ -11,15 +11,16 @@
 mod sinks;
 pub mod standard_webhooks;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 pub use sinks::{HttpSink, LogSink, NatsSink, Sink, SinkError};
 
-use crate::store::{OutboxJob, Store, StoreResult};
+use crate::store::{Claimed, Lease, OutboxJob, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -70,11 +71,17 @@ pub struct Round {
     pub delivered: usize,
     pub retried: usize,
     pub dead: usize,
+    /// Deliveries whose settle did not stick: the lease had ended (another
+    /// dispatcher may hold the job now) or the store refused the write. The job is
+    /// left to whoever holds it, or claimed again when the lease ends.
+    pub unsettled: usize,
+    /// Deliveries whose task panicked; the job is retried when its lease ends.
+    pub panicked: usize,
 }
 
 impl Round {
     pub fn claimed(&self) -> usize {
-        self.delivered + self.retried + self.dead
+        self.delivered + self.retried + self.dead + self.unsettled + self.panicked
     }
 }
 
@@ -94,7 +101,7 @@ impl Dispatcher {
             let round = match self.run_once().await {
                 Ok(round) => round,
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbox round failed");
+                    tracing::warn!(error = %e, "outbox claim failed");
                     Round::default()
                 }
             };
@@ -110,69 +117,125 @@ impl Dispatcher {
         tracing::info!("outbox dispatcher stopped");
     }
 
-    /// Claims one batch of due jobs and delivers them concurrently.
+    /// Claims one batch of due jobs, delivers them concurrently, and settles each
+    /// as its delivery finishes (those that finish together in one statement). A
+    /// job's failure — its delivery, its settle, even a panic — is that job's alone.
+    /// Only the claim itself can fail the round.
     pub async fn run_once(&self) -> StoreResult<Round> {
-        let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
-        let jobs = self.store.claim_jobs(self.config.batch, lease).await?;
+        let Claimed { lease, jobs } = self.store.claim_jobs(self.config.batch, self.config.lease).await?;
         let mut deliveries = JoinSet::new();
+        // Which job each task carries, to name the job if its task panics.
+        let mut in_flight = HashMap::new();
         for job in jobs {
-            let sink = self.sink.clone();
-            deliveries.spawn(async move {
-                let result = sink.deliver(&job).await;
+            let (sink, limit) = (self.sink.clone(), self.config.lease);
+            let carried = (job.id, job.kind.clone());
+            let handle = deliveries.spawn(async move {
+                // A delivery may not outlive its lease: past it, another dispatcher
+                // may already be delivering the same job.
+                let result = match tokio::time::timeout(limit, sink.deliver(&job)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(SinkError(format!("delivery took longer than the {limit:?} lease"))),
+                };
                 (job, result)
             });
+            in_flight.insert(handle.id(), carried);
         }
         let mut round = Round::default();
-        let mut delivered = Vec::new();
-        while let Some(joined) = deliveries.join_next().await {
-            let Ok((job, result)) = joined else { continue };
-            self.settle(&job, result, &mut round, &mut delivered).await?;
+        while let Some(first) = deliveries.join_next_with_id().await {
+            let mut finished = vec![first];
+            while let Some(more) = deliveries.try_join_next_with_id() {
+                finished.push(more);
+            }
+            let mut delivered = Vec::new();
+            for joined in finished {
+                match joined {
+                    Ok((_, (job, Ok(())))) => delivered.push(job),
+                    Ok((_, (job, Err(e)))) => self.settle_failure(lease, &job, e, &mut round).await,
+                    Err(e) => self.record_panic(&e, &in_flight, &mut round),
+                }
+            }
+            self.settle_delivered(lease, &delivered, &mut round).await;
         }
-        // One statement marks the whole round's deliveries done: under load the
-        // dispatcher then waits for the shared pool twice a round, not once a job.
-        self.store.complete_jobs(&delivered).await?;
         Ok(round)
     }
-
-    async fn settle(
-        &self,
-        job: &OutboxJob,
-        result: Result<(), SinkError>,
-        round: &mut Round,
-        delivered: &mut Vec<uuid::Uuid>,
-    ) -> StoreResult<()> {
-        let outcome = match &result {
-            Ok(()) => "delivered",
-            Err(_) if job.attempts >= self.config.max_attempts => "dead",
-            Err(_) => "retried",
-        };
-        let (sink, kind) = (self.sink.name(), job.kind.clone());
-        metrics::counter!(crate::telemetry::DISPATCH, "sink" => sink, "kind" => kind.clone(), "result" => outcome)
-            .increment(1);
-        if result.is_ok() {
-            let lag = (chrono::Utc::now() - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-            metrics::histogram!(crate::telemetry::DISPATCH_LAG, "sink" => sink, "kind" => kind).record(lag);
+    /// Marks delivered jobs done under the round's lease, in one statement.
+    async fn settle_delivered(&self, lease: Lease, delivered: &[OutboxJob], round: &mut Round) {
+        if delivered.is_empty() {
+            return;
         }
-        match result {
-            Ok(()) => {
-                delivered.push(job.id);
-                tracing::info!(job_id = %job.id, kind = %job.kind, sink = self.sink.name(), "job delivered");
-                round.delivered += 1;
+        let ids: Vec<uuid::Uuid> = delivered.iter().map(|job| job.id).collect();
+        let settled = match self.store.complete_jobs(lease, &ids).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, jobs = ids.len(), "could not mark delivered jobs done; they will be delivered again");
+                0
             }
-            Err(e) if job.attempts >= self.config.max_attempts => {
-                self.store.fail_job(job.id, &e.to_string(), None).await?;
-                tracing::error!(job_id = %job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job is dead");
+        };
+        if settled < ids.len() {
+            tracing::warn!(
+                delivered = ids.len(),
+                settled,
+                "lease lost before delivered jobs were marked done; the lease's next holder settles them"
+            );
+        }
+        round.delivered += settled.min(ids.len());
+        round.unsettled += ids.len().saturating_sub(settled);
+        for job in delivered {
+            let lag = (chrono::Utc::now() - job.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            metrics::histogram!(crate::telemetry::DISPATCH_LAG, "sink" => self.sink.name(), "kind" => job.kind.clone())
+                .record(lag);
+            tracing::info!(job_id = %job.id, kind = %job.kind, sink = self.sink.name(), "job delivered");
+        }
+        self.count(delivered.iter().map(|job| job.kind.clone()), "delivered");
+    }
+
+    /// Schedules a failed job's retry (or marks it dead) under the round's lease.
+    async fn settle_failure(&self, lease: Lease, job: &OutboxJob, error: SinkError, round: &mut Round) {
+        let dead = job.attempts >= self.config.max_attempts;
+        let retry_in = (!dead).then(|| backoff(job.attempts, self.config.backoff_base, self.config.backoff_max));
+        match self.store.fail_job(lease, job.id, &error.to_string(), retry_in).await {
+            Ok(true) if dead => {
+                tracing::error!(job_id = %job.id, kind = %job.kind, attempts = job.attempts, error = %error, "job is dead");
                 round.dead += 1;
+                self.count([job.kind.clone()], "dead");
+            }
+            Ok(true) => {
+                tracing::warn!(job_id = %job.id, kind = %job.kind, attempts = job.attempts, error = %error, delay = ?retry_in, "delivery failed; will retry");
+                round.retried += 1;
+                self.count([job.kind.clone()], "retried");
+            }
+            Ok(false) => {
+                tracing::warn!(job_id = %job.id, kind = %job.kind, error = %error, "delivery failed after its lease ended; left to the lease's next holder");
+                round.unsettled += 1;
+                self.count([job.kind.clone()], "unsettled");
             }
             Err(e) => {
-                let delay = backoff(job.attempts, self.config.backoff_base, self.config.backoff_max);
-                let retry_at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.store.fail_job(job.id, &e.to_string(), Some(retry_at)).await?;
-                tracing::warn!(job_id = %job.id, kind = %job.kind, attempts = job.attempts, error = %e, ?delay, "delivery failed; will retry");
-                round.retried += 1;
+                tracing::error!(job_id = %job.id, kind = %job.kind, error = %e, "could not record a failed delivery; retried when its lease ends");
+                round.unsettled += 1;
+                self.count([job.kind.clone()], "unsettled");
             }
         }
-        Ok(())
+    }
+
+    fn record_panic(
+        &self,
+        error: &JoinError,
+        in_flight: &HashMap<tokio::task::Id, (uuid::Uuid, String)>,
+        round: &mut Round,
+    ) {
+        let (job_id, kind) = in_flight.get(&error.id()).cloned().unwrap_or_default();
+        tracing::error!(%job_id, %kind, sink = self.sink.name(), error = %error, "delivery task panicked; the job is retried when its lease ends");
+        metrics::counter!(crate::telemetry::DISPATCH_PANICS, "sink" => self.sink.name(), "kind" => kind.clone())
+            .increment(1);
+        round.panicked += 1;
+        self.count([kind], "panicked");
+    }
+
+    fn count(&self, kinds: impl IntoIterator<Item = String>, result: &'static str) {
+        for kind in kinds {
+            metrics::counter!(crate::telemetry::DISPATCH, "sink" => self.sink.name(), "kind" => kind, "result" => result)
+                .increment(1);
+        }
     }
 }
 
