@@ -38,7 +38,7 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| WebhookError::InvalidSignature("telnyx-timestamp is not a number".into()))?;
-    if (now.timestamp() - ts).abs() > TOLERANCE_SECS {
+    if now.timestamp().abs_diff(ts) > TOLERANCE_SECS.unsigned_abs() {
         return Err(WebhookError::InvalidSignature(format!("timestamp is more than {TOLERANCE_SECS} s off")));
     }
     let signature = BASE64
@@ -201,6 +201,11 @@ mod tests {
             verify(&config(), request(ts, BODY, None), now),
             Err(WebhookError::MissingSignature(SIGNATURE_HEADER))
         ));
+        // Extreme timestamps are refused, not an overflow (a panic in debug builds).
+        for extreme in [i64::MIN, i64::MAX] {
+            let refused = verify(&config(), request(extreme, BODY, Some(signed(extreme, BODY))), now);
+            assert!(matches!(refused, Err(WebhookError::InvalidSignature(m)) if m.contains("300")));
+        }
         let other = SigningKey::from_bytes(&[9u8; 32]);
         let foreign = BASE64.encode(other.sign(format!("{ts}|{BODY}").as_bytes()).to_bytes());
         assert!(matches!(

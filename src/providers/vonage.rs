@@ -1,7 +1,7 @@
 //! Vonage Voice event webhooks: signed webhooks carry `Authorization: Bearer <JWT>`
 //! (HS256 with the account's signature secret) whose `payload_hash` claim is the
-//! hex SHA-256 of the raw body; `iat` must be within ±300 s. Events are normalised
-//! by `status` and deduplicated on call leg `uuid` + `status`.
+//! hex SHA-256 of the raw body; `iat` is required and must be within ±300 s. Events
+//! are normalised by `status` and deduplicated on call leg `uuid` + `status`.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -60,10 +60,10 @@ pub fn verify(
         })
         .ok_or_else(|| WebhookError::InvalidSignature("JWT does not verify with any signature secret".into()))?
         .claims;
-    if let Some(iat) = claims.iat {
-        if (now.timestamp() - iat).abs() > TOLERANCE_SECS {
-            return Err(WebhookError::InvalidSignature(format!("JWT issued more than {TOLERANCE_SECS} s from now")));
-        }
+    // Without `iat` a captured callback could be replayed forever: refuse it.
+    let iat = claims.iat.ok_or_else(|| WebhookError::InvalidSignature("JWT has no iat claim".into()))?;
+    if now.timestamp().abs_diff(iat) > TOLERANCE_SECS.unsigned_abs() {
+        return Err(WebhookError::InvalidSignature(format!("JWT issued more than {TOLERANCE_SECS} s from now")));
     }
     let expected =
         claims.payload_hash.ok_or_else(|| WebhookError::InvalidSignature("JWT has no payload_hash".into()))?;
@@ -132,12 +132,18 @@ mod tests {
     const SECRET: &str = "vonage-signature-secret";
     const BODY: &str = r#"{"from":"447700900000","to":"447700900001","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a","status":"completed","direction":"outbound","timestamp":"2026-11-24T10:00:30.000Z","duration":"23"}"#;
 
-    fn jwt(secret: &str, body: &str, iat: i64) -> String {
+    fn claims(body: &str, iat: i64) -> Value {
         let hash = crate::providers::sha256_hex(body.as_bytes());
-        let claims =
-            serde_json::json!({"iat": iat, "jti": "j1", "iss": "Vonage", "payload_hash": hash, "api_key": "abc"});
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        serde_json::json!({"iat": iat, "jti": "j1", "iss": "Vonage", "payload_hash": hash, "api_key": "abc"})
+    }
+
+    fn sign(secret: &str, claims: &Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
             .unwrap()
+    }
+
+    fn jwt(secret: &str, body: &str, iat: i64) -> String {
+        sign(secret, &claims(body, iat))
     }
 
     fn request(body: &str, token: Option<String>) -> InboundRequest {
@@ -178,6 +184,33 @@ mod tests {
             matches!(verify(&config(), request(&tampered, Some(jwt(SECRET, BODY, ts))), now), Err(WebhookError::InvalidSignature(m)) if m.contains("payload_hash"))
         );
         assert!(matches!(verify(&config(), request(BODY, None), now), Err(WebhookError::MissingSignature(_))));
+    }
+
+    #[test]
+    fn refuses_a_token_without_iat() {
+        let now = Utc::now();
+        let mut no_iat = claims(BODY, now.timestamp());
+        no_iat.as_object_mut().unwrap().remove("iat");
+        let result = verify(&config(), request(BODY, Some(sign(SECRET, &no_iat))), now);
+        assert!(matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains("iat")), "{result:?}");
+        // The same token with `iat` put back verifies: only the missing claim was refused.
+        assert!(verify(&config(), request(BODY, Some(sign(SECRET, &claims(BODY, now.timestamp())))), now).is_ok());
+    }
+
+    #[test]
+    fn accepts_iat_at_the_window_edges_and_survives_extreme_values() {
+        let now = Utc::now();
+        let ts = now.timestamp();
+        for iat in [ts - TOLERANCE_SECS, ts + TOLERANCE_SECS] {
+            assert!(verify(&config(), request(BODY, Some(jwt(SECRET, BODY, iat))), now).is_ok(), "iat {iat}");
+        }
+        for iat in [ts - TOLERANCE_SECS - 1, ts + TOLERANCE_SECS + 1, i64::MIN, i64::MAX] {
+            let result = verify(&config(), request(BODY, Some(jwt(SECRET, BODY, iat))), now);
+            assert!(
+                matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains("300")),
+                "iat {iat}: {result:?}"
+            );
+        }
     }
 
     #[test]
