@@ -76,6 +76,34 @@ impl TestDb {
         }
     }
 
+    /// Runs raw SQL (one or more statements) on this test's database, beside the store.
+    pub async fn execute_script(&self, sql: &str) {
+        match (&self.pg, &self.sqlite) {
+            (Some((_, pool, _)), _) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+            (_, Some(s)) => sqlx::raw_sql(sql).execute(s.pool()).await.map(drop),
+            _ => unreachable!("a test db has a backend"),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Applies the embedded migrations up to `version` only: a database as an
+    /// earlier release of callhook left it.
+    pub async fn migrate_to(&self, version: i64) {
+        let mut migrator = match self.backend {
+            "postgres" => sqlx::migrate!("./migrations/postgres"),
+            _ => sqlx::migrate!("./migrations/sqlite"),
+        };
+        let kept: Vec<_> = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+        assert!(!kept.is_empty(), "no migration up to {version}");
+        migrator.migrations = kept.into();
+        match (&self.pg, &self.sqlite) {
+            (Some((_, pool, _)), _) => migrator.run(pool).await,
+            (_, Some(s)) => migrator.run(s.pool()).await,
+            _ => unreachable!("a test db has a backend"),
+        }
+        .expect("earlier migrations");
+    }
+
     /// The PostgreSQL pool of this test's schema.
     pub fn pg_pool(&self) -> &sqlx::PgPool {
         &self.pg.as_ref().expect("a PostgreSQL test db").1
@@ -90,8 +118,14 @@ impl TestDb {
 }
 
 pub async fn sqlite() -> TestDb {
+    let db = sqlite_unmigrated().await;
+    db.store.migrate().await.expect("sqlite migrations");
+    db
+}
+
+/// An in-memory SQLite store with no migration applied.
+pub async fn sqlite_unmigrated() -> TestDb {
     let store = SqliteStore::connect("sqlite::memory:").await.expect("in-memory sqlite");
-    store.migrate().await.expect("sqlite migrations");
     TestDb { store: Arc::new(store.clone()), backend: "sqlite", pg: None, sqlite: Some(store) }
 }
 
@@ -106,6 +140,13 @@ fn postgres_required() -> bool {
 /// A PostgreSQL store in a schema of its own, or `None` (with a notice) when no
 /// server is reachable and PostgreSQL is not required.
 pub async fn postgres() -> Option<TestDb> {
+    let db = postgres_unmigrated().await?;
+    db.store.migrate().await.expect("postgres migrations");
+    Some(db)
+}
+
+/// As [`postgres`], with an empty schema: no migration applied.
+pub async fn postgres_unmigrated() -> Option<TestDb> {
     let url = postgres_url();
     let admin =
         match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(&url).await {
@@ -127,7 +168,6 @@ pub async fn postgres() -> Option<TestDb> {
         .await
         .expect("connect to test schema");
     let store = PgStore::from_pool(pool.clone());
-    store.migrate().await.expect("postgres migrations");
     Some(TestDb { store: Arc::new(store), backend: "postgres", pg: Some((admin, pool, schema)), sqlite: None })
 }
 
@@ -244,4 +284,61 @@ pub async fn campaign(store: &Arc<dyn Store>, max_attempts: i32) -> Campaign {
 
 pub async fn contact(store: &Arc<dyn Store>, campaign: &Campaign) -> Contact {
     store.add_contacts(campaign.id, vec![NewContact::phone("+14155550100")]).await.unwrap().remove(0)
+}
+
+/// The value of one series in a Prometheus text exposition: the sample of metric
+/// `name` whose label set is exactly `labels` (in any order), or `None` when that
+/// series is absent. Label values may hold any character (`{`, `}`, `,`, escaped
+/// quotes), as route templates do.
+pub fn series_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    wanted.sort();
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (mut found, value) = if let Some(rest) = rest.strip_prefix('{') {
+            parse_labels(rest)?
+        } else if rest.starts_with(' ') {
+            (Vec::new(), rest)
+        } else {
+            return None; // another metric whose name starts with `name`
+        };
+        found.sort();
+        if found != wanted {
+            return None;
+        }
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Parses `k="v",k2="v2"} rest` into its labels and the text after the `}`.
+fn parse_labels(mut s: &str) -> Option<(Vec<(String, String)>, &str)> {
+    let mut labels = Vec::new();
+    loop {
+        s = s.trim_start_matches(',');
+        if let Some(rest) = s.strip_prefix('}') {
+            return Some((labels, rest));
+        }
+        let (key, rest) = s.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((key.trim().to_owned(), value));
+        s = &rest[end + 1..];
+    }
+}
+
+/// `GET /metrics` through `app`: the Prometheus text of this process's recorder.
+pub async fn scrape_metrics(app: &Router) -> String {
+    let res = app.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }
