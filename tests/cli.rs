@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::Command;
 
 use callhook::domain::Provider;
@@ -147,20 +148,84 @@ sink_http_url = "ftp://nope"
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Log lines of a child process as they come, parsed as JSON, and every line so far.
+struct JsonLog {
+    rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    lines: Vec<serde_json::Value>,
+    text: String,
+}
+
+impl JsonLog {
+    fn follow(stderr: std::process::ChildStderr) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        JsonLog { rx, lines: Vec::new(), text: String::new() }
+    }
+
+    fn push(&mut self, line: String) {
+        self.lines.push(serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}")));
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+
+    /// Reads lines until one matches `found` (panics after 10 s); returns its index.
+    async fn wait_for(&mut self, what: &str, found: impl Fn(&serde_json::Value) -> bool) -> usize {
+        if let Some(i) = self.lines.iter().position(&found) {
+            return i;
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(line)) => self.push(line),
+                Ok(None) => panic!("the log ended before {what}:\n{}", self.text),
+                Err(_) => panic!("no {what} in the log within 10 s:\n{}", self.text),
+            }
+            if found(self.lines.last().unwrap()) {
+                return self.lines.len() - 1;
+            }
+        }
+    }
+
+    /// Reads the rest of the log, up to the process's exit.
+    async fn read_to_end(&mut self) {
+        while let Some(line) = self.rx.recv().await {
+            self.push(line);
+        }
+    }
+}
+
+fn message(line: &serde_json::Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+fn span<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    line["spans"].as_array()?.iter().find(|s| s["name"] == name)
+}
+
 #[tokio::test]
 async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("callhook-serve-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_callhook"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callhook"))
         .args(["serve", "--log-format=json", &format!("--listen=127.0.0.1:{port}")])
         .arg(format!("--database-url=sqlite://{}", dir.join("s.db").display()))
         .env("CALLHOOK_TWILIO_AUTH_TOKENS", common::TOKEN)
-        .env("RUST_LOG", "info")
+        // tower_http's debug events log each request's arrival ("started processing request").
+        .env("RUST_LOG", "info,tower_http::trace=debug")
         .env_remove("DATABASE_URL")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut log = JsonLog::follow(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut ready = false;
@@ -173,36 +238,89 @@ async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
     }
     assert!(ready, "serve never became ready");
 
+    let sign = |path: &str, fields: &[(String, String)]| {
+        use callhook::providers::twilio;
+        twilio::sign(twilio::Algorithm::HmacSha1, common::TOKEN, &format!("{base}{path}"), fields)
+    };
     let path = "/webhooks/telephony/events?call_id=log-1";
     let fields = common::fields(&[("CallSid", "CA-log"), ("CallStatus", "ringing")]);
-    let url = format!("{base}{path}");
-    let signature = callhook::providers::twilio::sign(
-        callhook::providers::twilio::Algorithm::HmacSha1,
-        common::TOKEN,
-        &url,
-        &fields,
-    );
-    let res = client.post(&url).header("x-twilio-signature", signature).form(&fields).send().await.unwrap();
+    let res = client
+        .post(format!("{base}{path}"))
+        .header("x-twilio-signature", sign(path, &fields))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
+
+    // A callback in flight when SIGTERM lands: its headers and half its body are sent
+    // now, the rest only once the server is draining.
+    const DRAIN_ID: &str = "in-flight-at-sigterm";
+    let drain_path = "/webhooks/telephony/events?call_id=drain-1";
+    let drain_fields = common::fields(&[("CallSid", "CA-drain"), ("CallStatus", "ringing")]);
+    let body = common::encode(&drain_fields);
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    let head = format!(
+        "POST {drain_path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+         content-length: {}\r\nx-twilio-signature: {}\r\nx-request-id: {DRAIN_ID}\r\nconnection: close\r\n\r\n",
+        body.len(),
+        sign(drain_path, &drain_fields)
+    );
+    conn.write_all(format!("{head}{first_half}").as_bytes()).unwrap();
+    let arrived = |l: &serde_json::Value| {
+        message(l) == "started processing request" && span(l, "request").is_some_and(|s| s["request_id"] == DRAIN_ID)
+    };
+    log.wait_for("the slow request's arrival", arrived).await;
 
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<serde_json::Value> =
-        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
-    let recorded =
-        lines.iter().find(|l| l["fields"]["message"] == "callback recorded").unwrap_or_else(|| panic!("{stderr}"));
-    let webhook = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "webhook").unwrap();
+    let draining = "shutdown signal received; draining in-flight requests";
+    let sigterm_at = log.wait_for("the shutdown signal", |l| message(l) == draining).await;
+    // Draining: new connections are refused while the process waits for ours.
+    let mut refused = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "still accepting connections after SIGTERM");
+    assert!(child.try_wait().unwrap().is_none(), "exited with a request in flight:\n{}", log.text);
+
+    conn.write_all(second_half.as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).expect("the in-flight request is answered");
+    let (head, json) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {response:?}"));
+    assert!(head.starts_with("HTTP/1.1 202 "), "{response}");
+    let json: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|_| panic!("{response}"));
+    assert_eq!((json["status"].as_str(), json["call_id"].as_str()), (Some("deferred"), Some("drain-1")), "{json}");
+
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    log.read_to_end().await;
+    let stderr = &log.text;
+    let lines = &log.lines;
+    let recorded = |call_id: &str| {
+        lines
+            .iter()
+            .position(|l| {
+                message(l) == "callback recorded" && span(l, "webhook").is_some_and(|s| s["call_id"] == call_id)
+            })
+            .unwrap_or_else(|| panic!("no callback recorded for {call_id}: {stderr}"))
+    };
+    let first = &lines[recorded("log-1")];
+    let webhook = span(first, "webhook").unwrap();
     assert_eq!(
         (webhook["provider"].as_str(), webhook["call_id"].as_str(), webhook["event_type"].as_str()),
         (Some("twilio"), Some("log-1"), Some("call.ringing"))
     );
-    let request = recorded["spans"].as_array().unwrap().iter().find(|s| s["name"] == "request").unwrap();
+    let request = span(first, "request").unwrap();
     assert_eq!(request["request_id"].as_str().map(str::len), Some(36), "a request id on every request span");
-    let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
-    assert!(messages.contains(&"shutdown signal received; draining in-flight requests"), "{messages:?}");
+    assert!(recorded("drain-1") > sigterm_at, "the in-flight callback was recorded while draining: {stderr}");
+    let messages: Vec<&str> = lines.iter().map(message).collect();
     assert!(messages.contains(&"outbox dispatcher stopped") && messages.last() == Some(&"stopped"), "{messages:?}");
     assert!(!stderr.contains(common::TOKEN), "secrets never logged");
     std::fs::remove_dir_all(dir).ok();

@@ -67,11 +67,39 @@ async fn wait_ready(port: u16) {
     panic!("replica on {port} never became ready");
 }
 
+/// The phases of the run, so each fault's effect can be told apart from the others'.
+const BEFORE_FAULTS: usize = 0;
+/// From the SIGKILL until the killed replica answers `/readyz` again.
+const REPLICA_DOWN: usize = 1;
+const BETWEEN_FAULTS: usize = 2;
+/// From the start of the database fault until [`DB_FAULT_SETTLE`] after it ended.
+const DB_FAULT: usize = 3;
+const AFTER_FAULTS: usize = 4;
+const PHASES: [&str; 5] = ["before faults", "replica down", "between faults", "database fault", "after faults"];
+/// How long after the database fault ends its refusals still count as its own.
+const DB_FAULT_SETTLE: Duration = Duration::from_secs(2);
+/// The replica SIGKILLed mid-run.
+const VICTIM: usize = 1;
+
 #[derive(Default)]
 struct Figures {
     sent: AtomicUsize,
     accepted: AtomicUsize,
     retried: AtomicUsize,
+    /// Requests on their way to each replica right now.
+    in_flight: [AtomicUsize; 3],
+    /// SIGKILLs sent so far.
+    kills: AtomicUsize,
+    /// Requests to the victim that were in flight when it was SIGKILLed and failed
+    /// (then went to another replica).
+    cut_by_kill: AtomicUsize,
+    /// Requests in flight to the victim at the moment of the SIGKILL.
+    in_flight_at_kill: AtomicUsize,
+    phase: AtomicUsize,
+    /// Per phase: answers 5xx/408, and requests without an answer (connection
+    /// refused or reset, timeout).
+    refused: [AtomicUsize; 5],
+    failed: [AtomicUsize; 5],
 }
 
 /// Delivers one callback until some replica answers 2xx, as a provider retries.
@@ -84,19 +112,34 @@ async fn deliver(
     figures: &Figures,
 ) {
     for attempt in 0..400 {
-        let port = ports[(start + attempt) % ports.len()];
+        let replica = (start + attempt) % ports.len();
+        let port = ports[replica];
         figures.sent.fetch_add(1, Ordering::Relaxed);
-        match signed.post(client, &format!("http://127.0.0.1:{port}{path}")).send().await {
+        let kills_before = figures.kills.load(Ordering::SeqCst);
+        figures.in_flight[replica].fetch_add(1, Ordering::SeqCst);
+        let result = signed.post(client, &format!("http://127.0.0.1:{port}{path}")).send().await;
+        figures.in_flight[replica].fetch_sub(1, Ordering::SeqCst);
+        let phase = figures.phase.load(Ordering::SeqCst);
+        match result {
             Ok(res) if res.status().is_success() => {
                 figures.accepted.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Ok(res) => assert!(
-                res.status().is_server_error() || res.status() == StatusCode::REQUEST_TIMEOUT,
-                "a valid callback was refused with {}",
-                res.status()
-            ),
-            Err(_) => {}
+            Ok(res) => {
+                assert!(
+                    res.status().is_server_error() || res.status() == StatusCode::REQUEST_TIMEOUT,
+                    "a valid callback was refused with {}",
+                    res.status()
+                );
+                figures.refused[phase].fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                figures.failed[phase].fetch_add(1, Ordering::Relaxed);
+                // Sent before the SIGKILL and failed after it: the kill cut it short.
+                if replica == VICTIM && figures.kills.load(Ordering::SeqCst) > kills_before {
+                    figures.cut_by_kill.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         figures.retried.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -196,6 +239,7 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     }
 
     let figures = Arc::new(Figures::default());
+    figures.phase.store(BEFORE_FAULTS, Ordering::SeqCst);
     let done = Arc::new(AtomicUsize::new(0));
     let distinct: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).pool_max_idle_per_host(0).build().unwrap();
@@ -261,11 +305,22 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
         }
     };
     progress(CALLS / 3).await;
-    eprintln!("fault: SIGKILL replica on port {}", replicas[1].port);
-    replicas[1].kill();
+    // Kill the replica while requests to it are in flight (it has a third of the load).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while figures.in_flight[VICTIM].load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    figures.phase.store(REPLICA_DOWN, Ordering::SeqCst);
+    figures.in_flight_at_kill.store(figures.in_flight[VICTIM].load(Ordering::SeqCst), Ordering::SeqCst);
+    figures.kills.fetch_add(1, Ordering::SeqCst);
+    eprintln!("fault: SIGKILL replica on port {}", replicas[VICTIM].port);
+    replicas[VICTIM].kill();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    replicas[1].start();
+    replicas[VICTIM].start();
+    wait_ready(replicas[VICTIM].port).await;
+    figures.phase.store(BETWEEN_FAULTS, Ordering::SeqCst);
     progress(2 * CALLS / 3).await;
+    figures.phase.store(DB_FAULT, Ordering::SeqCst);
     if std::env::var("CALLHOOK_FAULT_RESTART_PG").is_ok_and(|v| v == "1") {
         eprintln!("fault: restarting PostgreSQL");
         let version = std::fs::read_dir("/etc/postgresql").unwrap().next().unwrap().unwrap().file_name();
@@ -278,15 +333,62 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     } else {
         eprintln!("fault: terminating every callhook connection to PostgreSQL");
         let admin = sqlx::PgPool::connect(&common::postgres_url()).await.unwrap();
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
-            .execute(&admin)
-            .await
-            .unwrap();
+        // A cut only shows when it lands mid-statement; idle connections are replaced
+        // unnoticed. Cut again until some request felt it (or give up after 3 s).
+        let until = Instant::now() + Duration::from_secs(3);
+        for cuts in 1.. {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+                .execute(&admin)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let felt =
+                figures.refused[DB_FAULT].load(Ordering::SeqCst) + figures.failed[DB_FAULT].load(Ordering::SeqCst);
+            if felt > 0 || Instant::now() > until {
+                eprintln!("fault: cut the connections {cuts} time(s)");
+                break;
+            }
+        }
     }
+    let phases = {
+        let figures = figures.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DB_FAULT_SETTLE).await;
+            figures.phase.store(AFTER_FAULTS, Ordering::SeqCst);
+        })
+    };
     while let Some(joined) = tasks.join_next().await {
         joined.expect("a call's delivery task failed");
     }
     let load_secs = started.elapsed().as_secs_f64();
+    phases.await.unwrap();
+
+    // The faults were felt: the kill cut requests short, the database fault refused
+    // some, and the callbacks were retried until accepted.
+    let count = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+    let by_phase = PHASES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!("{name}: {} refused, {} failed", count(&figures.refused[i]), count(&figures.failed[i]))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    eprintln!(
+        "fault: {} requests in flight to the killed replica at the SIGKILL, {} cut short by it; {by_phase}",
+        count(&figures.in_flight_at_kill),
+        count(&figures.cut_by_kill)
+    );
+    assert!(count(&figures.retried) > 0, "no request was ever retried: the faults went unnoticed");
+    assert!(
+        count(&figures.cut_by_kill) > 0,
+        "the SIGKILL cut no request short ({} in flight to it): it did not land mid-request",
+        count(&figures.in_flight_at_kill)
+    );
+    assert!(
+        count(&figures.refused[DB_FAULT]) + count(&figures.failed[DB_FAULT]) > 0,
+        "no request was refused or failed during the database fault: it was not felt ({by_phase})"
+    );
 
     // Let the dispatchers drain the outbox.
     let store = PgStore::connect(&url, 2).await.unwrap();
@@ -335,7 +437,7 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
         starts.iter().map(|j| j.payload["call_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(starts.len(), started_calls.len(), "two dialogue.start jobs for one call");
     assert_eq!(started_calls, expected_starts);
-    let received = received.lock().unwrap();
+    let received = received.lock().unwrap().clone();
     let mut delivered_per_call: BTreeMap<String, usize> = BTreeMap::new();
     for (_, (_, body)) in received.iter().filter(|(_, (_, b))| b["type"] == "dialogue.start") {
         *delivered_per_call.entry(body["data"]["call_id"].as_str().unwrap().to_owned()).or_default() += 1;
@@ -345,12 +447,15 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     let redelivered = received.values().filter(|(n, _)| *n > 1).count();
 
     println!(
-        "fault test: {} calls, {} distinct callbacks, {} requests sent ({} retried after refusals or outages), {} accepted; \
+        "fault test: {} calls, {} distinct callbacks, {} requests sent ({} retried after refusals or outages: \
+         {} cut short by the SIGKILL, {} refused or failed during the database fault), {} accepted; \
          stored {} (lost 0, duplicated 0); {} dialogue.start jobs, {} redelivered to the sink; load took {:.1} s",
         CALLS,
         distinct.len(),
         figures.sent.load(Ordering::Relaxed),
         figures.retried.load(Ordering::Relaxed),
+        figures.cut_by_kill.load(Ordering::Relaxed),
+        figures.refused[DB_FAULT].load(Ordering::Relaxed) + figures.failed[DB_FAULT].load(Ordering::Relaxed),
         figures.accepted.load(Ordering::Relaxed),
         stored.len(),
         starts.len(),

@@ -9,8 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 
-use callhook::domain::{CallStatus, Provider};
+use callhook::domain::{CallStatus, EventType, Provider};
 use callhook::http::{router, AppState, ExternalUrl, Limits};
+use callhook::providers::simulate::Callback;
 use callhook::providers::twilio::{self, Algorithm};
 use callhook::store::{NewAttempt, Store};
 use common::*;
@@ -75,7 +76,8 @@ async fn missing_and_forged_signatures_are_403_and_store_nothing() {
 async fn malformed_input_is_400_with_a_clear_message() {
     let (db, app, call_id) = setup().await;
     let path = format!("/webhooks/telephony/events?call_id={call_id}");
-    let cases: Vec<(Vec<(String, String)>, &str, &str)> = vec![
+    // (form fields, error code, a word the message names)
+    let cases = [
         (fields(&[("CallStatus", "ringing")]), "missing_field", "CallSid"),
         (fields(&[("CallSid", "CA1")]), "missing_field", "CallStatus"),
         (fields(&[("CallSid", "CA1"), ("CallStatus", "")]), "missing_field", "CallStatus"),
@@ -242,49 +244,62 @@ async fn insecure_mode_accepts_unsigned_callbacks() {
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("processed")));
 }
 
-/// The value of the first sample of `name` whose labels contain every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .find(|l| labels.iter().all(|lab| l.contains(lab)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
+/// Each series asserted on here is one no other test in this binary produces: only
+/// this test sends Plivo callbacks, gets a 202 from the named-provider route and
+/// scrapes `/metrics` (which sets the outbox gauges). The recorder is process-wide
+/// and sibling tests run concurrently, so every series is read before and after and
+/// must have moved by exactly what this test did: if the code stops counting, the
+/// delta is 0 and the test fails however the other tests ran.
 #[tokio::test]
 async fn metrics_count_webhooks_signature_failures_latency_and_outbox() {
-    let (_db, app, call_id) = setup().await;
-    assert_eq!(send(&app, callback(&call_id, "CA-m", "in-progress")).await.0, StatusCode::OK);
-    let forged = form(
-        &format!("/webhooks/telephony/events?call_id={call_id}"),
-        "CallSid=CA-m&CallStatus=completed",
-        Some("AAAA"),
-        "application/x-www-form-urlencoded",
-    );
-    assert_eq!(send(&app, forged).await.0, StatusCode::FORBIDDEN);
+    let db = sqlite().await;
+    let campaign = campaign(&db.store, 3).await;
+    let contact = contact(&db.store, &campaign).await;
+    let call_id =
+        db.store.register_attempt(NewAttempt::new(contact.id, Provider::Plivo)).await.unwrap().attempt.call_id;
+    let app = app(db.store.clone());
 
-    let res =
-        tower::ServiceExt::oneshot(app.clone(), Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text = String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec())
-        .unwrap();
-    let processed = sample(
-        &text,
-        "callhook_webhooks_total",
-        &[r#"provider="twilio""#, r#"event_type="call.answered""#, r#"outcome="processed""#],
-    );
-    assert!(processed.is_some_and(|v| v >= 1.0), "{text}");
-    assert!(sample(&text, "callhook_webhooks_total", &[r#"outcome="rejected""#]).is_some_and(|v| v >= 1.0), "{text}");
-    assert!(
-        sample(&text, "callhook_signature_failures_total", &[r#"reason="invalid""#]).is_some_and(|v| v >= 1.0),
-        "{text}"
-    );
-    let latency = sample(
-        &text,
-        "callhook_http_request_duration_seconds_count",
-        &[r#"route="/webhooks/telephony/events""#, r#"status="200""#],
-    );
-    assert!(latency.is_some_and(|v| v >= 1.0), "{text}");
-    assert!(!text.contains(&call_id), "call ids never become labels");
-    assert_eq!(sample(&text, "callhook_outbox_pending", &[]), Some(1.0), "{text}");
-    assert!(sample(&text, "callhook_outbox_oldest_pending_age_seconds", &[]).is_some_and(|v| v >= 0.0));
+    let processed = [("provider", "plivo"), ("event_type", "call.answered"), ("outcome", "processed")];
+    let deferred = [("provider", "plivo"), ("event_type", "call.ringing"), ("outcome", "deferred")];
+    let rejected = [("provider", "plivo"), ("event_type", ""), ("outcome", "rejected")];
+    let invalid = [("provider", "plivo"), ("reason", "invalid")];
+    let latency_202 = [("route", "/webhooks/telephony/{provider}/events"), ("method", "POST"), ("status", "202")];
+    let counters: [(&str, &[(&str, &str)]); 5] = [
+        ("callhook_webhooks_total", &processed),
+        ("callhook_webhooks_total", &deferred),
+        ("callhook_webhooks_total", &rejected),
+        ("callhook_signature_failures_total", &invalid),
+        ("callhook_http_request_duration_seconds_count", &latency_202),
+    ];
+    let before = scrape_metrics(&app).await;
+    let read = |text: &str| counters.map(|(name, labels)| series_value(text, name, labels).unwrap_or(0.0));
+    let counted_before = read(&before);
+    assert_eq!(series_value(&before, "callhook_outbox_pending", &[]), Some(0.0), "{before}");
+
+    let path = format!("/webhooks/telephony/plivo/events?call_id={call_id}");
+    let answered = Callback { provider_call_id: "pl-metrics", event: Some(EventType::Answered), ..Default::default() };
+    let (code, res) = send(&app, provider_callback(Provider::Plivo, &path, &answered)).await;
+    assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("processed")), "{res}");
+    // Signed with the wrong auth token.
+    let mut forger = signer();
+    forger.plivo_token = "not-the-auth-token".into();
+    let forged =
+        forger.callback(Provider::Plivo, &format!("http://{HOST}{path}"), &answered, chrono::Utc::now().timestamp());
+    let (code, res) = send(&app, to_request(&path, forged)).await;
+    assert_eq!((code, res["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("invalid_signature")), "{res}");
+    // Named only by a provider call id no attempt has (yet): deferred, 202.
+    let early =
+        Callback { provider_call_id: "pl-metrics-early", event: Some(EventType::Ringing), ..Default::default() };
+    let (code, res) = send(&app, provider_callback(Provider::Plivo, "/webhooks/telephony/plivo/events", &early)).await;
+    assert_eq!((code, res["status"].as_str()), (StatusCode::ACCEPTED, Some("deferred")), "{res}");
+
+    let text = scrape_metrics(&app).await;
+    let counted = read(&text);
+    for (((name, labels), before), after) in counters.iter().zip(counted_before).zip(counted) {
+        assert_eq!(after - before, 1.0, "{name}{labels:?} went from {before} to {after}:\n{text}");
+    }
+    assert!(!text.contains(&call_id) && !text.contains("pl-metrics"), "call ids never become labels");
+    assert_eq!(series_value(&text, "callhook_outbox_pending", &[]), Some(1.0), "the dialogue.start job: {text}");
+    let age = series_value(&text, "callhook_outbox_oldest_pending_age_seconds", &[]);
+    assert!(age.is_some_and(|v| (0.0..60.0).contains(&v)), "{text}");
 }

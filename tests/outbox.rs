@@ -110,10 +110,18 @@ on_both_stores!(
 );
 
 /// The value of one Prometheus series (name and exact label set), 0 when absent.
-fn series(name: &str, labels: &str) -> f64 {
-    let prefix = format!("{name}{{{labels}}} ");
-    let text = callhook::telemetry::prometheus().render();
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |v| v.trim().parse().unwrap())
+fn series(name: &str, labels: &[(&str, &str)]) -> f64 {
+    series_value(&callhook::telemetry::prometheus().render(), name, labels).unwrap_or(0.0)
+}
+
+/// A sink name of this test's own per backend: the two versions of a test run
+/// side by side, and each must read only the series it produced.
+fn own_name(store: &Arc<dyn Store>, sqlite: &'static str, postgres: &'static str) -> &'static str {
+    if store.backend() == "sqlite" {
+        sqlite
+    } else {
+        postgres
+    }
 }
 
 /// Delegates to a sink under a name no other test uses, so the metrics series it
@@ -136,10 +144,9 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
     let url = spawn_receiver(receiver.clone()).await;
     let call_id = answered_call(&store).await;
     let http = HttpSink::new(url, &Secret::new(SECRET), Duration::from_secs(5)).unwrap();
-    // One series name per backend: the two versions of this test run side by side.
-    let name: &'static str = if store.backend() == "sqlite" { "http-probe-sqlite" } else { "http-probe-postgres" };
-    let labels = format!(r#"sink="{name}",kind="dialogue.start",result="delivered""#);
-    let lag = format!(r#"sink="{name}",kind="dialogue.start""#);
+    let name = own_name(&store, "http-probe-sqlite", "http-probe-postgres");
+    let labels = [("sink", name), ("kind", "dialogue.start"), ("result", "delivered")];
+    let lag = [("sink", name), ("kind", "dialogue.start")];
     let before = (
         series("callhook_outbox_dispatch_total", &labels),
         series("callhook_outbox_commit_to_delivery_seconds_count", &lag),
@@ -280,6 +287,7 @@ async fn a_replica_clock_ahead_cannot_shorten_a_lease(store: Arc<dyn Store>, ske
 /// Holds deliveries of the jobs in `held` until released; delivers the rest at once.
 #[derive(Default)]
 struct GateSink {
+    name: &'static str,
     held: Mutex<Vec<uuid::Uuid>>,
     release: tokio::sync::Notify,
     panic_on: Mutex<Option<uuid::Uuid>>,
@@ -289,7 +297,7 @@ struct GateSink {
 #[async_trait]
 impl Sink for GateSink {
     fn name(&self) -> &'static str {
-        "gate"
+        self.name
     }
 
     async fn deliver(&self, job: &OutboxJob) -> Result<(), SinkError> {
@@ -333,13 +341,19 @@ async fn a_panicking_delivery_is_counted_and_spares_the_round(store: Arc<dyn Sto
     answered_call(&store).await;
     let jobs = store.outbox(10).await.unwrap();
     let (bad, good) = (jobs[0].id, jobs[1].id);
-    let sink = Arc::new(GateSink { panic_on: Mutex::new(Some(bad)), ..GateSink::default() });
-    let name = r#"sink="gate",kind="dialogue.start",result="panicked""#;
-    let before = series("callhook_outbox_dispatch_total", name);
+    let name = own_name(&store, "gate-sqlite", "gate-postgres");
+    let sink = Arc::new(GateSink { name, panic_on: Mutex::new(Some(bad)), ..GateSink::default() });
+    let counted = || {
+        let labels = [("sink", name), ("kind", "dialogue.start")];
+        let panics = series("callhook_outbox_delivery_panics_total", &labels);
+        let dispatch = series("callhook_outbox_dispatch_total", &[labels[0], labels[1], ("result", "panicked")]);
+        (panics, dispatch)
+    };
+    let before = counted();
     let dispatcher = Dispatcher::new(store.clone(), sink.clone(), fast_config(5));
     let round = dispatcher.run_once().await.unwrap();
     assert_eq!((round.delivered, round.panicked), (1, 1));
-    assert!(series("callhook_outbox_dispatch_total", name) >= before + 1.0, "the panic is counted");
+    assert_eq!(counted(), (before.0 + 1.0, before.1 + 1.0), "the panic is counted once");
     let jobs = store.outbox(10).await.unwrap();
     let find = |id| jobs.iter().find(|j| j.id == id).unwrap();
     assert_eq!(find(good).status, "done");
@@ -422,7 +436,7 @@ async fn a_commit_wakes_the_dispatcher_without_polling(store: Arc<dyn Store>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_replicas_commit_wakes_the_dispatcher_through_notify() {
+async fn postgres_another_replicas_commit_wakes_the_dispatcher_through_notify() {
     let Some(db) = postgres().await else { return };
     // A second store over the same schema stands for another replica.
     let other = callhook::store::PgStore::from_pool(db.pg_pool().clone());
