@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use callhook::domain::{CallStatus, ContactState, Disposition, Outcome};
-use callhook::store::Store;
 use common::*;
 use uuid::Uuid;
 
