@@ -322,7 +322,10 @@ async fn concurrent_mixed_callbacks_end_in_one_consistent_state(store: Arc<dyn S
         let sid = format!("CA11{i:02}");
         for status in ["initiated", "ringing", "in-progress", "completed", "in-progress", "ringing", "completed"] {
             let (app, call_id, sid) = (app.clone(), call_id.clone(), sid.clone());
-            tasks.push(tokio::spawn(async move { send(&app, callback(&call_id, &sid, status)).await }));
+            // As Twilio sends it: a `completed` carries the talk time.
+            let extra: &[(&str, &str)] = if status == "completed" { &[("CallDuration", "30")] } else { &[] };
+            let req = callback_with(&call_id, &sid, status, extra);
+            tasks.push(tokio::spawn(async move { send(&app, req).await }));
         }
     }
     for t in tasks {
@@ -361,7 +364,10 @@ async fn registration_racing_early_callbacks_leaves_nothing_deferred(store: Arc<
         for status in ["ringing", "in-progress"] {
             let (app, call_id) = (app.clone(), call_id.clone());
             let sid = format!("CA12{i:02}");
-            tasks.push(tokio::spawn(async move { send(&app, callback(&call_id, &sid, status)).await }));
+            // As Twilio sends it: a `completed` carries the talk time.
+            let extra: &[(&str, &str)] = if status == "completed" { &[("CallDuration", "30")] } else { &[] };
+            let req = callback_with(&call_id, &sid, status, extra);
+            tasks.push(tokio::spawn(async move { send(&app, req).await }));
         }
     }
     for t in tasks {

@@ -3,6 +3,7 @@
 //! can be tested (and property-tested) without a database or a network.
 
 mod model;
+pub mod stranded;
 mod transition;
 mod vocab;
 

@@ -10,10 +10,13 @@
 //! - A late `call.answered` still fills a missing `answered_at` and `answered_by`
 //!   (the answering-machine verdict), but changes nothing else and starts nothing.
 //! - A completed call that a machine or fax answered counts as `no_answer`.
+//! - A `call.completed` with no answer reported is inferred answered at
+//!   `ended_at − duration` when it has talk time, and counts as `no_answer` when
+//!   it has none (SPEC §4, "No stranded contact").
 //! - Contacts that are not open (`completed`, `refused`, `excluded`, `not_reached`)
 //!   are never touched by a callback.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::model::{is_machine, Attempt, CallEvent, Contact, NewJob, RetryPolicy};
@@ -98,8 +101,23 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
             }
         }
         EventType::Completed => {
-            decision.attempt.ended_at = Some(event.at());
+            let ended_at = event.at();
+            decision.attempt.ended_at = Some(ended_at);
             decision.attempt.duration_seconds = event.duration_seconds.or(attempt.duration_seconds);
+            if decision.attempt.answered_at.is_none() {
+                match decision.attempt.duration_seconds.filter(|d| *d > 0) {
+                    // SPEC §4: talk time means the call was answered, whether or not
+                    // the answer was reported (Twilio sends only `completed` by
+                    // default, in any order). Too late to start a dialogue; the
+                    // verdict endpoint accepts one, and the verdict timeout settles it.
+                    Some(talked) => decision.attempt.answered_at = Some(ended_at - Duration::seconds(talked.into())),
+                    // Ended without an answer and without talk time: nobody was reached.
+                    None => {
+                        not_reached_this_time(&mut decision, contact, policy, Outcome::NoAnswer);
+                        return decision;
+                    }
+                }
+            }
             if machine && decision.attempt.outcome.is_none() {
                 not_reached_this_time(&mut decision, contact, policy, Outcome::NoAnswer);
             }
@@ -122,7 +140,7 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
 
 /// The attempt ended without reaching a person: record the outcome, then either
 /// schedule the next attempt or give the contact up as `not_reached`.
-fn not_reached_this_time(decision: &mut Decision, contact: &Contact, policy: RetryPolicy, outcome: Outcome) {
+pub(super) fn not_reached_this_time(decision: &mut Decision, contact: &Contact, policy: RetryPolicy, outcome: Outcome) {
     decision.attempt.outcome = Some(outcome);
     if !contact.state.is_open() {
         return;

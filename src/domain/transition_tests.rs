@@ -217,7 +217,7 @@ fn sequence() -> impl Strategy<Value = Vec<CallEvent>> {
             types.push(EventType::Ringing);
         }
         types.extend(ending);
-        types
+        let mut events: Vec<CallEvent> = types
             .into_iter()
             .enumerate()
             .map(|(i, ty)| {
@@ -228,7 +228,16 @@ fn sequence() -> impl Strategy<Value = Vec<CallEvent>> {
                 }
                 e
             })
-            .collect()
+            .collect();
+        // A real `completed` reports the talk time since the answer, from which a
+        // lost or late answer is inferred.
+        let answered_at = events.iter().find(|e| e.event_type == Some(EventType::Answered)).map(CallEvent::at);
+        for e in &mut events {
+            if let (Some(EventType::Completed), Some(answered_at)) = (e.event_type, answered_at) {
+                e.duration_seconds = Some((e.at() - answered_at).num_seconds() as i32);
+            }
+        }
+        events
     })
 }
 
