@@ -9,4 +9,6 @@ mod vocab;
 
 pub use model::{Attempt, CallEvent, Campaign, Contact, NewJob, RetryPolicy};
 pub use transition::{decide, ContactChange, Decision};
-pub use vocab::{CallStatus, ContactState, Disposition, EventType, JobKind, Outcome, ParseEnumError, Provider};
+pub use vocab::{
+    CallStatus, ContactState, Disposition, EventSource, EventType, JobKind, Outcome, ParseEnumError, Provider,
+};

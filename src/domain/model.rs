@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::vocab::{CallStatus, ContactState, EventType, JobKind, Outcome, Provider};
+use super::vocab::{CallStatus, ContactState, EventSource, EventType, JobKind, Outcome, Provider};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
@@ -72,6 +72,11 @@ pub struct Attempt {
     pub error_message: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// When callhook last heard of the call: its registration or its latest
+    /// callback. The reconciler looks up calls that stay quiet too long.
+    pub last_event_at: DateTime<Utc>,
+    /// The provider account the call was placed from (Twilio `AccountSid`), when known.
+    pub account_sid: Option<String>,
 }
 
 /// One provider callback, verified and normalised by its adapter.
@@ -98,6 +103,8 @@ pub struct CallEvent {
     pub error_message: Option<String>,
     /// Every field the provider sent, as received.
     pub payload: serde_json::Value,
+    /// A callback, or what the reconciler learnt from the provider's API.
+    pub source: EventSource,
 }
 
 impl CallEvent {

@@ -86,7 +86,13 @@ pub fn check(a: &Attempt, last_event_at: DateTime<Utc>, t: &Timeouts) -> Option<
 /// SPEC §4: the verdict did not come in time; the attempt fails with
 /// `no_dialogue_outcome` and the contact gets the normal retry treatment.
 /// `None` when `a` is not awaiting a verdict or the timeout has not passed.
-pub fn verdict_timeout(a: &Attempt, c: &Contact, policy: RetryPolicy, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
+pub fn verdict_timeout(
+    a: &Attempt,
+    c: &Contact,
+    policy: RetryPolicy,
+    now: DateTime<Utc>,
+    t: &Timeouts,
+) -> Option<Decision> {
     let ended = a.ended_at?;
     if !awaiting_verdict(a) || now < ended + t.dialogue_outcome_timeout {
         return None;

@@ -33,6 +33,8 @@ fn attempt() -> Attempt {
         error_code: None,
         error_message: None,
         metadata: serde_json::json!({}),
+        last_event_at: t(0),
+        account_sid: None,
     }
 }
 
@@ -71,6 +73,7 @@ fn event(event_type: EventType, at: i64) -> CallEvent {
         error_code: None,
         error_message: None,
         payload: serde_json::json!({}),
+        source: crate::domain::EventSource::Callback,
     }
 }
 

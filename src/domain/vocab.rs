@@ -141,6 +141,17 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// `telephony_events.source`: how an event reached callhook — the provider's
+    /// callback, the provider's REST API asked by the reconciler about a quiet call,
+    /// or a callback accepted into the outage spool and applied later.
+    EventSource, "event source" {
+        Callback => "callback",
+        Reconcile => "reconcile",
+        Spool => "spool",
+    }
+);
+
+wire_enum!(
     /// `outbox.kind`: the jobs the dispatcher delivers.
     JobKind, "job kind" {
         DialogueStart => "dialogue.start",

@@ -154,6 +154,7 @@ pub fn parse(verified: Verified<Fields>, received_at: DateTime<Utc>) -> Result<C
         error_code: if failed { text("HangupCauseCode").or_else(|| text("HangupCause")) } else { None },
         error_message: if failed { text("HangupCause") } else { None },
         payload: form::to_json(fields),
+        source: crate::domain::EventSource::Callback,
     })
 }
 

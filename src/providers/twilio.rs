@@ -316,6 +316,7 @@ pub fn parse_scheme(
         },
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
+        source: crate::domain::EventSource::Callback,
     })
 }
 

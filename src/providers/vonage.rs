@@ -120,6 +120,7 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         error_code: if failed { text("detail").or_else(|| Some(status.clone())) } else { None },
         error_message: if failed { text("reason").or_else(|| text("detail")) } else { None },
         payload: body.clone(),
+        source: crate::domain::EventSource::Callback,
     })
 }
 

@@ -115,7 +115,7 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
     check_correlation(&state.attempt, event)?;
     let call_id = state.attempt.call_id.clone();
     let had_provider_call_id = state.attempt.provider_call_id.is_some();
-    let decision = decide(&state.attempt, &state.contact, state.campaign.retry_policy(), event);
+    let decision = decide_with_news(&state, event);
     let changed = (decision.attempt != state.attempt).then_some(&decision.attempt);
     if !tx.insert_event_then_update(event, &call_id, decision.disposition, changed).await? {
         return Ok(duplicate(Some(call_id)));
@@ -223,6 +223,14 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
     Ok(())
 }
 
+/// The state machine's decision, plus the one thing every stored event does: any
+/// news of the call, even stale, postpones its reconciliation.
+fn decide_with_news(state: &Loaded, event: &CallEvent) -> Decision {
+    let mut decision = decide(&state.attempt, &state.contact, state.campaign.retry_policy(), event);
+    decision.attempt.last_event_at = state.attempt.last_event_at.max(event.received_at);
+    decision
+}
+
 /// Writes a decision and folds it into the in-memory state.
 async fn persist<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Decision) -> StoreResult<usize> {
     if decision.attempt != state.attempt {
@@ -260,7 +268,7 @@ async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Ve
                 tx.set_disposition(&event.dedupe_key, &state.attempt.call_id, Disposition::Ignored).await?;
                 continue;
             }
-            Ok(()) => decide(&state.attempt, &state.contact, state.campaign.retry_policy(), &event),
+            Ok(()) => decide_with_news(state, &event),
         };
         tx.set_disposition(&event.dedupe_key, &state.attempt.call_id, decision.disposition).await?;
         enqueued += persist(tx, state, decision).await?;
@@ -315,6 +323,8 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
         error_code: None,
         error_message: None,
         metadata: new.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
+        last_event_at: now,
+        account_sid: None,
     };
     tx.insert_attempt(&attempt).await?;
     tx.update_contact(&contact).await?;

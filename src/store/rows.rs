@@ -65,12 +65,12 @@ pub(crate) const CONTACT_COLS: &str =
 pub(crate) const ATTEMPT_COLS: &str =
     "a.id, a.call_id, a.campaign_id, a.contact_id, a.attempt_number, a.provider, a.provider_call_id, \
      a.status, a.provider_raw_status, a.answered_by, a.started_at, a.answered_at, a.ended_at, \
-     a.duration_seconds, a.outcome, a.error_code, a.error_message, a.metadata";
+     a.duration_seconds, a.outcome, a.error_code, a.error_message, a.metadata, a.last_event_at, a.account_sid";
 
 pub(crate) const EVENT_COLS: &str =
     "id, provider, dedupe_key, call_id, provider_call_id, event_type, provider_status, sequence_number, \
      occurred_at, received_at, disposition, payload, campaign_id, contact_id, duration_seconds, \
-     answered_by, error_code, error_message";
+     answered_by, error_code, error_message, source";
 
 pub(crate) const OUTBOX_COLS: &str =
     "id, kind, idempotency_key, payload, status, attempts, next_run_at, last_error, created_at, delivered_at";
@@ -122,6 +122,8 @@ pub(crate) fn attempt(r: &impl RowExt) -> StoreResult<Attempt> {
         error_code: r.opt_text("error_code")?,
         error_message: r.opt_text("error_message")?,
         metadata: r.json("metadata")?,
+        last_event_at: r.ts("last_event_at")?,
+        account_sid: r.opt_text("account_sid")?,
     })
 }
 
@@ -139,6 +141,7 @@ pub(crate) fn stored_event(r: &impl RowExt) -> StoreResult<StoredEvent> {
         received_at: r.ts("received_at")?,
         disposition: r.parsed("disposition")?,
         payload: r.json("payload")?,
+        source: r.parsed("source")?,
     })
 }
 
@@ -161,6 +164,7 @@ pub(crate) fn call_event(r: &impl RowExt) -> StoreResult<CallEvent> {
         error_code: r.opt_text("error_code")?,
         error_message: r.opt_text("error_message")?,
         payload: r.json("payload")?,
+        source: r.parsed("source")?,
     })
 }
 

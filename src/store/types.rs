@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{Attempt, Contact, Disposition, Provider};
+use crate::domain::{Attempt, Contact, Disposition, EventSource, Provider};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewCampaign {
@@ -147,6 +147,8 @@ pub struct StoredEvent {
     pub disposition: Disposition,
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// `callback`, or `reconcile` for what the provider's API told the reconciler.
+    pub source: EventSource,
 }
 
 /// A row of `outbox`.

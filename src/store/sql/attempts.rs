@@ -21,6 +21,8 @@ pub(crate) fn state_row(a: &Attempt) -> Cols<'_> {
         ("outcome", a.outcome.map(|o| o.as_str()).into()),
         ("error_code", (&a.error_code).into()),
         ("error_message", (&a.error_message).into()),
+        ("last_event_at", a.last_event_at.into()),
+        ("account_sid", (&a.account_sid).into()),
     ]
 }
 
@@ -81,6 +83,8 @@ pub(crate) async fn insert<D: Dialect>(conn: &mut D::Connection, a: &Attempt) ->
         ("status", a.status.as_str().into()),
         ("started_at", a.started_at.into()),
         ("metadata", (&a.metadata).into()),
+        ("last_event_at", a.last_event_at.into()),
+        ("account_sid", (&a.account_sid).into()),
     ];
     let sql = insert_sql("call_attempts", &row, 1);
     execute::<D>(conn, &sql, values(row)).await.map_err(|e| match e {

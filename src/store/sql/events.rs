@@ -31,6 +31,7 @@ fn event_row<'a>(e: &'a CallEvent, call_id: Option<&'a str>, disposition: Dispos
         ("answered_by", (&e.answered_by).into()),
         ("error_code", (&e.error_code).into()),
         ("error_message", (&e.error_message).into()),
+        ("source", e.source.as_str().into()),
     ]
 }
 
