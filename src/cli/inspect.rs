@@ -98,8 +98,9 @@ pub async fn outbox_retry(db: &DatabaseArgs, ids: &[Uuid], all_dead: bool) -> an
 pub async fn events_replay(db: &DatabaseArgs, limit: i64) -> anyhow::Result<()> {
     let store = open(db).await?;
     let report = store.replay_deferred(limit).await?;
+    // Only events whose call attempt exists are examined; the others wait for it.
     println!(
-        "{} deferred event(s) examined, {} applied, {} still waiting for their call attempt",
+        "{} deferred event(s) examined, {} applied ({} settled by a callback meanwhile)",
         report.examined,
         report.applied,
         report.examined - report.applied

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::types::{NewAttempt, RecordOutcome, Recorded, Registered};
+use super::types::{NewAttempt, RecordOutcome, Recorded, Registered, SettleRule};
 use super::{StoreError, StoreResult};
+use crate::domain::stranded::{self, Timeouts};
 use crate::domain::{
     decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, JobKind, NewJob,
     Outcome, Provider,
@@ -202,6 +203,28 @@ pub(crate) async fn record_outcome<T: TxOps>(
     .await?;
     tx.commit().await?;
     Ok((state.attempt, state.contact, true))
+}
+
+/// Applies a rule of `domain::stranded` to one attempt, locked (SPEC §4, §9): the
+/// verdict timeout or the give-up. `None` when the rule does not apply (or no
+/// longer: another replica, or a late callback, settled the call first).
+pub(crate) async fn settle<T: TxOps>(
+    mut tx: T,
+    call_id: &str,
+    rule: SettleRule,
+    timeouts: &Timeouts,
+) -> StoreResult<Option<(Attempt, Contact, usize)>> {
+    let Some(mut state) = tx.find_attempt(AttemptKey::CallId(call_id), None).await? else { return Ok(None) };
+    let (now, policy) = (tx.now(), state.campaign.retry_policy());
+    let decision = match rule {
+        SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, policy, now, timeouts),
+        SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, policy, now, timeouts),
+    };
+    let Some(mut decision) = decision else { return Ok(None) };
+    decision.attempt.last_event_at = state.attempt.last_event_at.max(now);
+    let enqueued = persist(&mut tx, &mut state, decision).await?;
+    tx.commit().await?;
+    Ok(Some((state.attempt, state.contact, enqueued)))
 }
 
 /// The URL's correlation and the provider's call id must agree with the attempt.

@@ -31,8 +31,8 @@ pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    Claimed, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, RecordOutcome, Recorded, Registered,
-    ReplayReport, StoredEvent,
+    Claimed, ClaimedAttempts, Cutoffs, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Quiet,
+    ReconcileStats, RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent,
 };
 
 #[async_trait]
@@ -97,6 +97,41 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Makes a dead (or pending) job due now with a fresh attempt budget.
     async fn retry_job(&self, id: Uuid) -> StoreResult<bool>;
+
+    // The reconciler (SPEC §9; `crate::reconcile`).
+
+    /// Leases up to `limit` calls that are not finished and have been quiet since
+    /// before the cutoffs, and are not backing off.
+    async fn claim_quiet_attempts(
+        &self,
+        cutoffs: Cutoffs,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> StoreResult<ClaimedAttempts>;
+    /// Leases one call that is not finished, whatever its times.
+    async fn claim_attempt(&self, call_id: &str, lease: std::time::Duration) -> StoreResult<Option<(Lease, Quiet)>>;
+    /// Ends a reconciler's lease: not looked at again before `not_before`;
+    /// `failed` counts a failed look-up. `false` when the lease was lost.
+    async fn release_attempt(
+        &self,
+        lease: Lease,
+        attempt_id: Uuid,
+        not_before: Option<chrono::DateTime<chrono::Utc>>,
+        failed: bool,
+    ) -> StoreResult<bool>;
+    /// Applies a verdict timeout or a give-up to a call, if it (still) applies.
+    async fn settle_attempt(
+        &self,
+        call_id: &str,
+        rule: SettleRule,
+        timeouts: crate::domain::stranded::Timeouts,
+    ) -> StoreResult<Option<(Attempt, Contact)>>;
+    /// Calls whose verdict is overdue at `cutoffs`, oldest first.
+    async fn verdict_overdue(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<String>>;
+    /// Expires the pending `dialogue.start` jobs of calls that have ended.
+    async fn expire_dialogue_starts(&self) -> StoreResult<u64>;
+    /// Calls awaiting reconciliation and stranded contacts, at `cutoffs`.
+    async fn reconcile_stats(&self, cutoffs: Cutoffs) -> StoreResult<ReconcileStats>;
 }
 
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.

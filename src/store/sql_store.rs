@@ -5,20 +5,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::flow;
 use super::lease::Lease;
-use super::sql::{attempts, contacts, events, outbox};
+use super::sql::{attempts, contacts, events, outbox, reconcile};
 use super::tx::Tx;
 use super::types::{
-    Claimed, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Recorded, Registered, ReplayReport,
-    StoredEvent,
+    Claimed, ClaimedAttempts, Cutoffs, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Quiet,
+    ReconcileStats, Recorded, Registered, ReplayReport, SettleRule, StoredEvent,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::clock::Clock;
+use crate::domain::stranded::Timeouts;
 use crate::domain::{Attempt, CallEvent, Campaign, Contact, ContactState, Outcome};
 
 /// A store over a pool of backend `D` ([`super::PgStore`], [`super::SqliteStore`]).
@@ -196,8 +198,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn claim_jobs(&self, limit: i64, lease: std::time::Duration) -> StoreResult<Claimed> {
         let taken = Lease::new();
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let jobs = outbox::claim::<D>(&mut *self.conn().await?, limit, lease_ms, taken).await?;
+        let jobs = outbox::claim::<D>(&mut *self.conn().await?, limit, millis(lease), taken).await?;
         Ok(Claimed { lease: taken, jobs })
     }
 
@@ -213,7 +214,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         error: &str,
         retry_in: Option<std::time::Duration>,
     ) -> StoreResult<bool> {
-        let retry_in_ms = retry_in.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let retry_in_ms = retry_in.map(millis);
         outbox::fail::<D>(&mut *self.conn().await?, lease, id, error, retry_in_ms).await
     }
 
@@ -222,4 +223,62 @@ impl<D: Dialect> Store for SqlStore<D> {
         self.signal_jobs(usize::from(retried));
         Ok(retried)
     }
+
+    async fn claim_quiet_attempts(
+        &self,
+        cutoffs: Cutoffs,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> StoreResult<ClaimedAttempts> {
+        let taken = Lease::new();
+        let attempts =
+            reconcile::claim_quiet::<D>(&mut *self.conn().await?, cutoffs, limit, millis(lease), taken).await?;
+        Ok(ClaimedAttempts { lease: taken, attempts })
+    }
+
+    async fn claim_attempt(&self, call_id: &str, lease: std::time::Duration) -> StoreResult<Option<(Lease, Quiet)>> {
+        let taken = Lease::new();
+        let claimed = reconcile::claim_one::<D>(&mut *self.conn().await?, call_id, millis(lease), taken).await?;
+        Ok(claimed.map(|quiet| (taken, quiet)))
+    }
+
+    async fn release_attempt(
+        &self,
+        lease: Lease,
+        attempt_id: Uuid,
+        not_before: Option<DateTime<Utc>>,
+        failed: bool,
+    ) -> StoreResult<bool> {
+        reconcile::release::<D>(&mut *self.conn().await?, lease, attempt_id, not_before, failed).await
+    }
+
+    async fn settle_attempt(
+        &self,
+        call_id: &str,
+        rule: SettleRule,
+        timeouts: Timeouts,
+    ) -> StoreResult<Option<(Attempt, Contact)>> {
+        let settled = flow::settle(self.begin().await?, call_id, rule, &timeouts).await?;
+        Ok(settled.map(|(attempt, contact, enqueued)| {
+            self.signal_jobs(enqueued);
+            (attempt, contact)
+        }))
+    }
+
+    async fn verdict_overdue(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<String>> {
+        reconcile::verdict_overdue::<D>(&mut *self.conn().await?, cutoffs.verdict, limit).await
+    }
+
+    async fn expire_dialogue_starts(&self) -> StoreResult<u64> {
+        reconcile::expire_dialogue_starts::<D>(&mut *self.conn().await?).await
+    }
+
+    async fn reconcile_stats(&self, cutoffs: Cutoffs) -> StoreResult<ReconcileStats> {
+        reconcile::stats::<D>(&mut *self.conn().await?, cutoffs).await
+    }
+}
+
+/// A duration as the whole milliseconds the lease statements take.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

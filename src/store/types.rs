@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::stranded::Timeouts;
 use crate::domain::{Attempt, Contact, Disposition, EventSource, Provider};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -172,6 +173,62 @@ pub struct OutboxJob {
 pub struct Claimed {
     pub lease: super::Lease,
     pub jobs: Vec<OutboxJob>,
+}
+
+/// An attempt the reconciler holds, and how many look-ups of it failed in a row.
+#[derive(Debug, Clone)]
+pub struct Quiet {
+    pub attempt: Attempt,
+    pub failures: i32,
+}
+
+/// Attempts leased by one reconciler claim, all under one lease.
+#[derive(Debug, Clone)]
+pub struct ClaimedAttempts {
+    pub lease: super::Lease,
+    pub attempts: Vec<Quiet>,
+}
+
+/// The reconciler's gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReconcileStats {
+    /// Calls not finished and quiet longer than the reconciler waits.
+    pub awaiting_reconciliation: i64,
+    /// Contacts `in_progress` with no call in flight and no verdict still due: must be 0.
+    pub stranded_contacts: i64,
+}
+
+/// A rule of `domain::stranded` the store applies to one attempt in a transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum SettleRule {
+    /// The dialogue's verdict did not come in time.
+    VerdictTimeout,
+    /// The provider never said how the call ended.
+    GiveUp,
+}
+
+/// The instants the reconciler's rules compare with, computed from "now" and the
+/// timeouts (see `domain::stranded::check`).
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    pub now: DateTime<Utc>,
+    /// Calls not answered yet and quiet since before this are due.
+    pub quiet: DateTime<Utc>,
+    /// Answered calls quiet since before this are due.
+    pub answered_quiet: DateTime<Utc>,
+    /// Calls ended before this without a verdict are overdue.
+    pub verdict: DateTime<Utc>,
+}
+
+impl Cutoffs {
+    pub fn at(now: DateTime<Utc>, t: &Timeouts) -> Self {
+        Cutoffs {
+            now,
+            quiet: now - t.reconcile_after,
+            answered_quiet: now - t.max_call_duration,
+            verdict: now - t.dialogue_outcome_timeout,
+        }
+    }
 }
 
 /// What `events replay` did.

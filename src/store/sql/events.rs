@@ -109,10 +109,12 @@ pub(crate) async fn deferred_for<D: Dialect>(
     rows.iter().map(rows::call_event).collect()
 }
 
-/// The oldest deferred events (for `events replay`).
+/// The oldest deferred events whose attempt exists now (`events replay`, and the
+/// reconciler's pass). Events no registration will ever match (calls placed by
+/// another system) are left alone, so they cannot crowd out those that can apply.
 pub(crate) async fn deferred<D: Dialect>(conn: &mut D::Connection, limit: i64) -> StoreResult<Vec<CallEvent>> {
     let sql = format!(
-        "SELECT {EVENT_COLS} FROM telephony_events WHERE disposition = 'deferred' ORDER BY received_at, id LIMIT $1"
+        "SELECT {EVENT_COLS} FROM telephony_events e WHERE disposition = 'deferred'          AND EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = e.call_id              OR (a.provider = e.provider AND a.provider_call_id = e.provider_call_id))          ORDER BY received_at, id LIMIT $1"
     );
     let rows = fetch_all::<D>(conn, &sql, [limit.into()]).await?;
     rows.iter().map(rows::call_event).collect()

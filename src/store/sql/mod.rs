@@ -10,6 +10,7 @@ pub(crate) mod attempts;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod outbox;
+pub(crate) mod reconcile;
 
 use super::dialect::{query, Arg, Dialect};
 use super::StoreResult;
