@@ -87,6 +87,17 @@ pub enum WebhookError {
     InvalidField { field: &'static str, reason: String },
 }
 
+/// The longest provider call id or provider status accepted, in bytes. Real ones
+/// are far shorter. They are indexed (alone and in the dedupe key), and PostgreSQL
+/// refuses a B-tree entry over about 2.7 kB — a 500 — where SQLite stores it.
+pub const MAX_IDENTIFIER_BYTES: usize = 256;
+
+/// The longest dedupe key accepted (Telnyx's is its event id), in bytes.
+pub const MAX_DEDUPE_KEY_BYTES: usize = 768;
+
+/// The longest `call_id` in the callback URL: as long as registration accepts.
+pub const MAX_CALL_ID_BYTES: usize = 128;
+
 /// The correlation the dialer put in the callback URL (covered by the signature).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Correlation {
@@ -107,8 +118,13 @@ impl Correlation {
                 })
                 .transpose()
         };
+        let call_id = form::non_empty(&fields, "call_id");
+        if call_id.is_some_and(|c| c.len() > MAX_CALL_ID_BYTES) {
+            let reason = format!("longer than {MAX_CALL_ID_BYTES} bytes, so no call attempt can have it");
+            return Err(WebhookError::InvalidField { field: "call_id", reason });
+        }
         Ok(Correlation {
-            call_id: form::non_empty(&fields, "call_id").map(str::to_owned),
+            call_id: call_id.map(str::to_owned),
             campaign_id: uuid("campaign_id")?,
             contact_id: uuid("contact_id")?,
         })
@@ -134,6 +150,38 @@ fn json_object(request: &InboundRequest) -> Result<serde_json::Value, WebhookErr
     } else {
         Err(WebhookError::Malformed("JSON body must be an object".into()))
     }
+}
+
+/// Refuses (400) an event that one of the stores cannot hold, so that both answer
+/// alike: identifiers past [`MAX_IDENTIFIER_BYTES`] or [`MAX_DEDUPE_KEY_BYTES`], and
+/// U+0000 anywhere (PostgreSQL `text` and `jsonb` cannot hold it; SQLite can).
+fn storable(event: &CallEvent) -> Result<(), WebhookError> {
+    let too_long = |field: &'static str, limit: usize| WebhookError::InvalidField {
+        field,
+        reason: format!("longer than {limit} bytes"),
+    };
+    if event.provider_call_id.len() > MAX_IDENTIFIER_BYTES {
+        return Err(too_long("provider call id", MAX_IDENTIFIER_BYTES));
+    }
+    if event.provider_status.len() > MAX_IDENTIFIER_BYTES {
+        return Err(too_long("provider status", MAX_IDENTIFIER_BYTES));
+    }
+    if event.dedupe_key.len() > MAX_DEDUPE_KEY_BYTES {
+        return Err(too_long("event id", MAX_DEDUPE_KEY_BYTES));
+    }
+    fn has_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    // Every other text of the event comes from the payload, except the URL's call id.
+    if has_nul(&event.payload) || event.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
+        return Err(WebhookError::Malformed("the callback contains U+0000 (NUL), which cannot be stored".into()));
+    }
+    Ok(())
 }
 
 /// Every provider's credentials and the insecure switch: turns raw requests into
@@ -168,7 +216,7 @@ impl Providers {
             let body = decode(&request)?;
             Ok(Verified::new(request, body))
         }
-        match provider {
+        let event = match provider {
             Provider::Twilio | Provider::SignalWire => {
                 let (scheme, config) = if provider == Provider::Twilio {
                     (&twilio::TWILIO, &self.twilio)
@@ -180,7 +228,7 @@ impl Providers {
                 } else {
                     twilio::verify_scheme(scheme, config, request)?
                 };
-                twilio::parse_scheme(scheme, verified, received_at)
+                twilio::parse_scheme(scheme, verified, received_at)?
             }
             Provider::Telnyx => {
                 let verified = if insecure {
@@ -188,7 +236,7 @@ impl Providers {
                 } else {
                     telnyx::verify(&self.telnyx, request, received_at)?
                 };
-                telnyx::parse(verified, received_at)
+                telnyx::parse(verified, received_at)?
             }
             Provider::Vonage => {
                 let verified = if insecure {
@@ -196,7 +244,7 @@ impl Providers {
                 } else {
                     vonage::verify(&self.vonage, request, received_at)?
                 };
-                vonage::parse(verified, received_at)
+                vonage::parse(verified, received_at)?
             }
             Provider::Plivo => {
                 let verified = if insecure {
@@ -204,9 +252,11 @@ impl Providers {
                 } else {
                     plivo::verify(&self.plivo, request)?
                 };
-                plivo::parse(verified, received_at)
+                plivo::parse(verified, received_at)?
             }
-        }
+        };
+        storable(&event)?;
+        Ok(event)
     }
 
     /// Providers with at least one credential configured.
