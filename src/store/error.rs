@@ -91,8 +91,10 @@ fn sqlstate_class(code: &str) -> Class {
         "25" if code == "25006" => Class::Unavailable,
         // lock_not_available (lock_timeout) is transient too.
         "55" if code == "55P03" => Class::Unavailable,
-        // data exception: a value the schema cannot hold (too long, out of range, bad encoding).
+        // data exception: a value the schema cannot hold (too long, out of range, bad
+        // encoding); 54000: a value too large for an index entry.
         "22" => Class::Invalid,
+        "54" if code == "54000" => Class::Invalid,
         _ => Class::Internal,
     }
 }
