@@ -3,6 +3,7 @@
 //! which only the verifiers (or the explicit insecure switch) can create, so an
 //! unverified request cannot reach the core.
 
+pub mod api;
 pub mod form;
 pub mod plivo;
 pub mod simulate;
