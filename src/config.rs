@@ -54,6 +54,22 @@ pub enum Command {
     /// Work on stored events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Settle calls whose callbacks were lost: ask the providers' REST APIs about
+    /// calls quiet too long, time out overdue dialogue verdicts, replay deferred
+    /// events. Runs every interval until stopped (serve runs it too), or once.
+    Reconcile(ReconcileCommandArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileCommandArgs {
+    /// Run one pass and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Look this call up now, whatever its times, and exit.
+    #[arg(long, value_name = "CALL_ID")]
+    pub call: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +241,27 @@ pub struct ServeArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub reconcile: crate::reconcile::ReconcileArgs,
+    /// Connection overrides appended to Twilio status-callback URLs: up to 5
+    /// retries on connection failures, timeouts and 5xx within Twilio's 15 s
+    /// (Twilio's default is one retry, on connection failure only). Empty: none.
+    #[arg(
+        long,
+        env = "CALLHOOK_TWILIO_CALLBACK_OVERRIDES",
+        default_value = "rc=5&rp=ct,rt,5xx&ct=2000&rt=5000&tt=15000"
+    )]
+    pub twilio_callback_overrides: String,
+    /// SignalWire's (timeouts only; it makes 3 attempts): fit them into 15 s.
+    #[arg(long, env = "CALLHOOK_SIGNALWIRE_CALLBACK_OVERRIDES", default_value = "ot=2000&rt=3000&tt=15000")]
+    pub signalwire_callback_overrides: String,
+    /// Plivo's (same keys as Twilio's; Plivo allows 55 s in all).
+    #[arg(
+        long,
+        env = "CALLHOOK_PLIVO_CALLBACK_OVERRIDES",
+        default_value = "rc=5&rp=ct,rt,5xx&ct=2000&rt=5000&tt=55000"
+    )]
+    pub plivo_callback_overrides: String,
     /// Address to listen on.
     #[arg(long, env = "CALLHOOK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -311,6 +348,7 @@ impl ServeArgs {
                 problems.push(format!("CALLHOOK_PUBLIC_BASE_URL must start with http:// or https://, got `{url}`"));
             }
         }
+        problems.extend(self.reconcile.problems());
         if self.outbox.lease_secs_below_timeout() {
             problems.push(
                 "outbox_lease_secs must exceed sink_http_timeout_secs, or a slow delivery could be claimed twice"
@@ -327,10 +365,16 @@ impl ServeArgs {
             external_url: Arc::new(ExternalUrl {
                 public_base_url: self.public_base_url.clone(),
                 trust_forwarded_headers: self.trust_forwarded_headers,
+                callback_fragments: vec![
+                    (Provider::Twilio, self.twilio_callback_overrides.clone()),
+                    (Provider::SignalWire, self.signalwire_callback_overrides.clone()),
+                    (Provider::Plivo, self.plivo_callback_overrides.clone()),
+                ],
             }),
             default_provider: self.default_provider,
             max_body_bytes: self.max_body_bytes,
             admin_tokens: Arc::new(non_empty(&self.admin_tokens)),
+            timeouts: self.reconcile.timeouts(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod outbox;
 pub mod providers;
+pub mod reconcile;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

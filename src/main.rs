@@ -52,6 +52,7 @@ fn main() -> ExitCode {
                 cli::outbox_retry(&database, &ids, all_dead).await
             }
             Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
+            Command::Reconcile(args) => cli::reconcile(args).await,
         }
     });
     match result {

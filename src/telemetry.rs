@@ -22,6 +22,14 @@ pub const DISPATCH_LAG: &str = "callhook_outbox_commit_to_delivery_seconds";
 pub const INTERNAL_ERRORS: &str = "callhook_internal_errors_total";
 /// Deliveries whose task panicked, by `sink` and `kind` (the job is retried when its lease ends).
 pub const DISPATCH_PANICS: &str = "callhook_outbox_delivery_panics_total";
+/// Reconciler look-ups by `provider` and `result` (applied, known, live, failed, gave_up).
+pub const RECONCILIATIONS: &str = "callhook_reconciliations_total";
+/// Answered calls settled as `no_dialogue_outcome` because no verdict came in time.
+pub const VERDICT_TIMEOUTS: &str = "callhook_verdict_timeouts_total";
+/// Calls not finished and quiet longer than the reconciler waits (read at scrape time).
+pub const RECONCILE_AWAITING: &str = "callhook_reconcile_awaiting";
+/// Contacts `in_progress` with no call in flight and no verdict still due: must read 0.
+pub const STRANDED_CONTACTS: &str = "callhook_stranded_contacts";
 pub const OUTBOX_PENDING: &str = "callhook_outbox_pending";
 pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
 pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";

@@ -187,6 +187,7 @@ fn state(store: Arc<dyn Store>, external_url: ExternalUrl, insecure: bool) -> Ap
         default_provider: Provider::Twilio,
         max_body_bytes: 64 * 1024,
         admin_tokens: Arc::new(vec![]),
+        timeouts: Default::default(),
     }
 }
 
@@ -210,12 +211,15 @@ async fn signature_is_checked_against_the_public_url() {
     let plain = router(state(db.store.clone(), ExternalUrl::default(), false), Limits::default());
     assert_eq!(send(&plain, req()).await.0, StatusCode::FORBIDDEN, "forwarded headers are not trusted by default");
 
-    let proxied = ExternalUrl { public_base_url: None, trust_forwarded_headers: true };
+    let proxied = ExternalUrl { public_base_url: None, trust_forwarded_headers: true, ..Default::default() };
     let app = router(state(db.store.clone(), proxied, false), Limits::default());
     assert_eq!(send(&app, req()).await.0, StatusCode::OK);
 
-    let configured =
-        ExternalUrl { public_base_url: Some("https://hooks.example.com/".into()), trust_forwarded_headers: false };
+    let configured = ExternalUrl {
+        public_base_url: Some("https://hooks.example.com/".into()),
+        trust_forwarded_headers: false,
+        ..Default::default()
+    };
     let app = router(state(db.store.clone(), configured, false), Limits::default());
     let (code, res) = send(&app, req()).await;
     assert_eq!((code, res["status"].as_str()), (StatusCode::OK, Some("duplicate")));

@@ -1771,7 +1771,7 @@ fn is_dict_token(token: &str) -> bool {
             },
             b'"' => return false,
             b => {
-                if !(b.is_ascii() && !b.is_ascii_control()) {
+                if !b.is_ascii() || b.is_ascii_control() {
                     return false;
                 }
             }

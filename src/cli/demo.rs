@@ -171,6 +171,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         format!("--sink-http-secret={secret}"),
         "--outbox-poll-ms=200".to_owned(),
         "--outbox-backoff-ms=100".to_owned(),
+        // The demo's calls all end within seconds; no provider API to ask anyway.
+        "--no-reconciler".to_owned(),
     ])?
     .serve;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await?);

@@ -17,8 +17,9 @@ pub use config_check::config_check;
 pub use demo::demo;
 pub use inspect::{calls_show, events_replay, outbox_list, outbox_retry};
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, ReconcileCommandArgs, ServeArgs};
 use crate::outbox::Dispatcher;
+use crate::reconcile::Reconciler;
 use crate::store::{self, Store};
 
 pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
@@ -41,6 +42,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: Option<JoinHandle<()>>,
+    reconciler: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -51,6 +53,9 @@ impl Running {
         self.server.await??;
         if let Some(dispatcher) = self.dispatcher {
             dispatcher.await?;
+        }
+        if let Some(reconciler) = self.reconciler {
+            reconciler.await?;
         }
         Ok(())
     }
@@ -89,6 +94,11 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
         let dispatcher = Dispatcher::new(store.clone(), sink, args.outbox.dispatcher_config());
         Some(tokio::spawn(dispatcher.run(shutdown_rx.clone())))
     };
+    let reconciler = if args.reconcile.no_reconciler {
+        None
+    } else {
+        Some(tokio::spawn(reconciler(args, store.clone())?.run(shutdown_rx.clone())))
+    };
     let app = crate::http::router(state, args.limits());
     let addr = listener.local_addr()?;
     let mut stop = shutdown_rx;
@@ -100,7 +110,49 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
             .await
     });
     tracing::info!(%addr, store = store.backend(), "callhook ready");
-    Ok(Running { addr, store, shutdown, server, dispatcher })
+    Ok(Running { addr, store, shutdown, server, dispatcher, reconciler })
+}
+
+/// The reconciler `serve` and `reconcile` run, with a REST client per provider
+/// that has API credentials.
+fn reconciler(args: &ServeArgs, store: Arc<dyn Store>) -> anyhow::Result<Reconciler> {
+    let apis = args
+        .reconcile
+        .apis(&args.twilio_auth_tokens, &args.plivo_auth_tokens)
+        .context("configuring the providers' REST clients")?;
+    if apis.is_empty() {
+        tracing::warn!("no provider REST credentials (e.g. CALLHOOK_TWILIO_ACCOUNT_SID): the reconciler times out verdicts and gives up quiet calls after reconcile_give_up_after, but cannot ask providers how they ended");
+    }
+    Ok(Reconciler::new(store, apis, args.reconcile.reconciler_config(), crate::clock::Clock::system()))
+}
+
+/// `callhook reconcile`: one call (`--call`), one pass (`--once`), or a pass every
+/// interval until SIGINT/SIGTERM.
+pub async fn reconcile(args: ReconcileCommandArgs) -> anyhow::Result<()> {
+    let problems = args.serve.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    let store = open(&args.serve.database).await?;
+    let reconciler = reconciler(&args.serve, store)?;
+    if let Some(call_id) = &args.call {
+        match reconciler.reconcile_call(call_id).await? {
+            Some(looked) => println!("call {call_id}: {}", looked.as_str()),
+            None => anyhow::bail!("call `{call_id}` is unknown, already finished, or being reconciled elsewhere"),
+        }
+        return Ok(());
+    }
+    if args.once {
+        let pass = reconciler.pass().await?;
+        println!("{}", pass.summary());
+        return Ok(());
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(reconciler.run(stop_rx));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    task.await?;
+    Ok(())
 }
 
 /// `callhook serve`: runs until SIGINT/SIGTERM, then shuts down gracefully.

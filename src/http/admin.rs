@@ -155,7 +155,7 @@ pub async fn register_call(
         a.campaign_id,
         a.contact_id
     );
-    let status_callback_url = app.external_url.build(&headers, &path)?;
+    let status_callback_url = app.external_url.with_overrides(provider, app.external_url.build(&headers, &path)?);
     Ok((
         StatusCode::CREATED,
         Json(RegisteredCall {

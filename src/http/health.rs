@@ -18,8 +18,8 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({ "status": "ready", "store": app.store.backend() })))
 }
 
-/// Prometheus text exposition. Outbox gauges are read from the store now; if it is
-/// unreachable they keep their last values and the scrape still succeeds.
+/// Prometheus text exposition. Outbox and reconciler gauges are read from the store
+/// now; if it is unreachable they keep their last values and the scrape still succeeds.
 pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoResponse {
     use crate::telemetry::*;
     if let Ok(stats) = app.store.outbox_stats().await {
@@ -28,6 +28,11 @@ pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoRe
         let age =
             stats.oldest_pending_at.map_or(0.0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         metrics::gauge!(OUTBOX_OLDEST_AGE).set(age);
+    }
+    let cutoffs = crate::store::Cutoffs::at(chrono::Utc::now(), &app.timeouts);
+    if let Ok(stats) = app.store.reconcile_stats(cutoffs).await {
+        metrics::gauge!(RECONCILE_AWAITING).set(stats.awaiting_reconciliation as f64);
+        metrics::gauge!(STRANDED_CONTACTS).set(stats.stranded_contacts as f64);
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Bearer tokens of the admin API; empty disables it.
     pub admin_tokens: Arc<Vec<Secret>>,
+    /// The reconciler's timings, for the gauges read at scrape time.
+    pub timeouts: crate::domain::stranded::Timeouts,
 }
 
 pub struct Limits {

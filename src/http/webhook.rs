@@ -25,6 +25,21 @@ pub struct ExternalUrl {
     pub public_base_url: Option<String>,
     /// Honour `X-Forwarded-Proto`/`X-Forwarded-Host` from a proxy you trust.
     pub trust_forwarded_headers: bool,
+    /// Connection overrides appended as a URL fragment to the `status_callback_url`
+    /// handed to the dialer, per provider (Twilio, SignalWire, Plivo read their
+    /// webhook retry settings from it). A fragment never reaches the server, and
+    /// the providers leave it out of the signed URL: verification is unaffected.
+    pub callback_fragments: Vec<(Provider, String)>,
+}
+
+impl ExternalUrl {
+    /// `url` with `provider`'s connection overrides, if any are configured.
+    pub fn with_overrides(&self, provider: Provider, url: String) -> String {
+        match self.callback_fragments.iter().find(|(p, f)| *p == provider && !f.is_empty()) {
+            Some((_, fragment)) => format!("{url}#{}", fragment.trim_start_matches('#')),
+            None => url,
+        }
+    }
 }
 
 impl ExternalUrl {

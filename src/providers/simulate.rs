@@ -81,6 +81,9 @@ impl Signer {
 
     /// `body` for `url`, signed as `provider` signs it at `now` (unix seconds).
     pub fn sign(&self, provider: Provider, url: &str, content_type: &'static str, body: Vec<u8>, now: i64) -> Signed {
+        // A provider requests, and signs, the URL without its fragment (where the
+        // connection overrides callhook hands out live).
+        let url = url.split_once('#').map_or(url, |(requested, _)| requested);
         let headers = match provider {
             Provider::Twilio | Provider::SignalWire => {
                 let scheme = if provider == Provider::Twilio { &twilio::TWILIO } else { &twilio::SIGNALWIRE };

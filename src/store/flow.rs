@@ -213,9 +213,10 @@ pub(crate) async fn settle<T: TxOps>(
     call_id: &str,
     rule: SettleRule,
     timeouts: &Timeouts,
+    now: DateTime<Utc>,
 ) -> StoreResult<Option<(Attempt, Contact, usize)>> {
     let Some(mut state) = tx.find_attempt(AttemptKey::CallId(call_id), None).await? else { return Ok(None) };
-    let (now, policy) = (tx.now(), state.campaign.retry_policy());
+    let policy = state.campaign.retry_policy();
     let decision = match rule {
         SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, policy, now, timeouts),
         SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, policy, now, timeouts),
@@ -306,7 +307,8 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
         return Err(StoreError::Invalid(format!("call_id must be 1–{MAX_CALL_ID_BYTES} bytes without NUL")));
     }
     // The same bounds a callback's provider call id has (an index entry has a size limit).
-    if new.provider_call_id.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_IDENTIFIER_BYTES || p.contains('\0')) {
+    if new.provider_call_id.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_IDENTIFIER_BYTES || p.contains('\0'))
+    {
         return Err(StoreError::Invalid(format!(
             "provider_call_id must be 1–{MAX_IDENTIFIER_BYTES} bytes without NUL"
         )));

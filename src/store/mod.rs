@@ -119,12 +119,14 @@ pub trait Store: Send + Sync + 'static {
         not_before: Option<chrono::DateTime<chrono::Utc>>,
         failed: bool,
     ) -> StoreResult<bool>;
-    /// Applies a verdict timeout or a give-up to a call, if it (still) applies.
+    /// Applies a verdict timeout or a give-up to a call, if it (still) applies at
+    /// `now` (the reconciler's clock).
     async fn settle_attempt(
         &self,
         call_id: &str,
         rule: SettleRule,
         timeouts: crate::domain::stranded::Timeouts,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Option<(Attempt, Contact)>>;
     /// Calls whose verdict is overdue at `cutoffs`, oldest first.
     async fn verdict_overdue(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<String>>;

@@ -257,8 +257,9 @@ impl<D: Dialect> Store for SqlStore<D> {
         call_id: &str,
         rule: SettleRule,
         timeouts: Timeouts,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<(Attempt, Contact)>> {
-        let settled = flow::settle(self.begin().await?, call_id, rule, &timeouts).await?;
+        let settled = flow::settle(self.begin().await?, call_id, rule, &timeouts, now).await?;
         Ok(settled.map(|(attempt, contact, enqueued)| {
             self.signal_jobs(enqueued);
             (attempt, contact)

@@ -225,6 +225,7 @@ fn build(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>)
         default_provider: Provider::Twilio,
         max_body_bytes: 64 * 1024,
         admin_tokens: Arc::new(admin_tokens),
+        timeouts: Default::default(),
     };
     router(state, Limits::default())
 }

@@ -15,6 +15,11 @@ use crate::store::rows::{self, RowExt, ATTEMPT_COLS};
 use crate::store::types::{Cutoffs, Quiet, ReconcileStats};
 use crate::store::StoreResult;
 
+/// The attempt columns, unqualified: SQLite's `RETURNING` takes no table alias.
+fn returning_cols() -> String {
+    ATTEMPT_COLS.replace("a.", "")
+}
+
 /// Leases up to `limit` calls not finished and quiet since before the cutoffs
 /// (`quiet` for calls not answered yet, `answered_quiet` for answered ones), and
 /// not backing off past `now`.
@@ -26,11 +31,12 @@ pub(crate) async fn claim_quiet<D: Dialect>(
     lease: Lease,
 ) -> StoreResult<Vec<Quiet>> {
     let sql = format!(
-        "UPDATE call_attempts AS a SET {take} WHERE a.id IN (SELECT id FROM call_attempts \
+        "UPDATE call_attempts SET {take} WHERE id IN (SELECT id FROM call_attempts \
          WHERE ((status IN ('initiated', 'ringing') AND last_event_at <= $1) \
              OR (status = 'answered' AND last_event_at <= $2)) \
          AND (reconcile_at IS NULL OR reconcile_at <= $3) AND {free} \
-         ORDER BY last_event_at LIMIT $4 {skip}) RETURNING {ATTEMPT_COLS}, a.reconcile_failures",
+         ORDER BY last_event_at LIMIT $4 {skip}) RETURNING {cols}, reconcile_failures",
+        cols = returning_cols(),
         take = lease::take::<D>(5, 6),
         free = lease::is_free::<D>(),
         skip = D::SKIP_LOCKED,
@@ -56,8 +62,9 @@ pub(crate) async fn claim_one<D: Dialect>(
     lease: Lease,
 ) -> StoreResult<Option<Quiet>> {
     let sql = format!(
-        "UPDATE call_attempts AS a SET {take} WHERE a.call_id = $1 \
-         AND a.status IN ('initiated', 'ringing', 'answered') AND {free} RETURNING {ATTEMPT_COLS}, a.reconcile_failures",
+        "UPDATE call_attempts SET {take} WHERE call_id = $1 \
+         AND status IN ('initiated', 'ringing', 'answered') AND {free} RETURNING {cols}, reconcile_failures",
+        cols = returning_cols(),
         take = lease::take::<D>(2, 3),
         free = lease::is_free::<D>(),
     );
