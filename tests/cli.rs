@@ -1,6 +1,7 @@
 //! The `callhook` binary as a user runs it.
 
 mod common;
+mod fake_providers;
 
 use std::io::{Read, Write};
 use std::process::Command;
@@ -324,4 +325,58 @@ async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
     assert!(messages.contains(&"outbox dispatcher stopped") && messages.last() == Some(&"stopped"), "{messages:?}");
     assert!(!stderr.contains(common::TOKEN), "secrets never logged");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_from_the_command_line_asks_the_provider_and_marks_what_it_learnt() {
+    use fake_providers::{Behaviour, FakeProvider, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("reconcile.db").display());
+    let (base, fake) = FakeProvider::start(Provider::Twilio).await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+    let campaign = common::campaign(&shared, 3).await;
+    let mut calls = vec![];
+    for (i, status) in ["busy", "no-answer"].iter().enumerate() {
+        let contact = common::contact(&shared, &campaign).await;
+        let sid = format!("CA4000000000000000000000000000000{i}");
+        let mut new = NewAttempt::new(contact.id, Provider::Twilio);
+        new.provider_call_id = Some(sid.clone());
+        calls.push(store.register_attempt(new).await.unwrap().attempt.call_id);
+        fake.set_call(&sid, Behaviour::Fixture(status));
+    }
+    store.pool().close().await;
+
+    let db = format!("--database-url={url}");
+    let args = move |extra: &[&str]| {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            format!("--database-url={url}"),
+            format!("--twilio-account-sid={TWILIO_ACCOUNT_SID}"),
+            format!("--twilio-auth-tokens={TWILIO_AUTH_TOKEN}"),
+            format!("--twilio-api-base={base}"),
+            "--reconcile-after-secs=1".into(),
+        ]);
+        args
+    };
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || callhook(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    // One call now, whatever its times.
+    let (ok, out, err) = run(args(&["reconcile", "--call", &calls[0]])).await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), format!("call {}: applied", calls[0]));
+    let show = vec!["calls".to_owned(), "show".to_owned(), calls[0].clone(), db.clone()];
+    let (ok, out, err) = run(show).await.unwrap();
+    assert!(ok && out.contains("busy") && out.contains("reconcile *"), "{out}{err}");
+    // A pass over everything due: the other call, quiet for over a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (ok, out, err) = run(args(&["reconcile", "--once"])).await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("looked up: 1 applied"), "{out}");
+    assert_eq!(fake.requests().len(), 2, "each call asked once");
+    let (ok, _, err) = run(args(&["reconcile", "--call", "no-such-call"])).await.unwrap();
+    assert!(!ok && err.contains("no-such-call"), "{err}");
 }

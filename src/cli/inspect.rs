@@ -32,10 +32,12 @@ pub async fn calls_show(db: &DatabaseArgs, call_id: &str, json: bool) -> anyhow:
     );
     println!("  error         {} {}", opt(attempt.error_code.clone()), opt(attempt.error_message.clone()));
     println!("events:");
-    println!("  {:<32} {:<16} {:<14} {:<10}", "received_at", "event_type", "provider", "disposition");
+    println!("  {:<32} {:<16} {:<14} {:<10} source", "received_at", "event_type", "provider", "disposition");
     for e in events {
+        // A reconciled event is what the provider's API said, not a callback: marked.
+        let source = if e.source == crate::domain::EventSource::Reconcile { "reconcile *" } else { e.source.as_str() };
         println!(
-            "  {:<32} {:<16} {:<14} {:<10}",
+            "  {:<32} {:<16} {:<14} {:<10} {source}",
             e.received_at.to_rfc3339(),
             e.event_type.unwrap_or_else(|| "-".into()),
             e.provider_status,
@@ -47,8 +49,8 @@ pub async fn calls_show(db: &DatabaseArgs, call_id: &str, json: bool) -> anyhow:
 
 pub async fn outbox_list(db: &DatabaseArgs, status: Option<&str>, limit: i64) -> anyhow::Result<()> {
     if let Some(s) = status {
-        if !["pending", "done", "dead"].contains(&s) {
-            bail!("--status must be pending, done or dead, not `{s}`");
+        if !["pending", "done", "dead", "expired"].contains(&s) {
+            bail!("--status must be pending, done, dead or expired, not `{s}`");
         }
     }
     let store = open(db).await?;
