@@ -88,7 +88,7 @@ async fn operator_commands_work_on_a_database_file() {
     assert!(ok, "{err}");
     assert!(out.contains("outbox: 1 pending, 0 done, 0 dead") && out.contains("dialogue.start"), "{out}");
     let (ok, _, err) = callhook(&["outbox", "list", "--status=weird", &db]);
-    assert!(!ok && err.contains("pending, done or dead"), "{err}");
+    assert!(!ok && err.contains("pending, done, dead or expired"), "{err}");
     let (ok, out, err) = callhook(&["outbox", "retry", "--all-dead", &db]);
     assert!(ok && out.contains("0 job(s) due again"), "{out}{err}");
 
