@@ -4,6 +4,8 @@
 
 mod model;
 pub mod stranded;
+#[cfg(test)]
+mod test_fixtures;
 mod transition;
 mod vocab;
 

@@ -1,59 +1,11 @@
 //! Unit and property tests of the state machine.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use proptest::prelude::*;
-use uuid::Uuid;
 
 use super::*;
-use crate::domain::{Provider, RetryPolicy};
-
-const POLICY: RetryPolicy = RetryPolicy { max_attempts: 3, retry_interval: Duration::minutes(60) };
-
-fn t(sec: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_800_000_000 + sec, 0).unwrap()
-}
-
-fn attempt() -> Attempt {
-    Attempt {
-        id: Uuid::from_u128(1),
-        call_id: "call-1".into(),
-        campaign_id: Uuid::from_u128(2),
-        contact_id: Uuid::from_u128(3),
-        attempt_number: 1,
-        provider: Provider::Twilio,
-        provider_call_id: None,
-        status: CallStatus::Initiated,
-        provider_raw_status: None,
-        answered_by: None,
-        started_at: t(0),
-        answered_at: None,
-        ended_at: None,
-        duration_seconds: None,
-        outcome: None,
-        error_code: None,
-        error_message: None,
-        metadata: serde_json::json!({}),
-        last_event_at: t(0),
-        account_sid: None,
-    }
-}
-
-fn contact(attempts_count: i32) -> Contact {
-    Contact {
-        id: Uuid::from_u128(3),
-        campaign_id: Uuid::from_u128(2),
-        phone_number: "+14155550100".into(),
-        external_id: None,
-        state: ContactState::InProgress,
-        attempts_count,
-        last_attempt_at: Some(t(0)),
-        last_outcome: None,
-        next_attempt_at: None,
-        do_not_call: false,
-        created_at: t(0),
-        updated_at: t(0),
-    }
-}
+use crate::domain::test_fixtures::{attempt, contact, t, POLICY};
+use crate::domain::Provider;
 
 fn event(event_type: EventType, at: i64) -> CallEvent {
     CallEvent {
