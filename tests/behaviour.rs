@@ -24,6 +24,7 @@ on_both_stores!(
     callbacks_without_call_id_match_by_provider_call_id,
     unrecognised_status_is_stored_and_ignored,
     correlation_mismatch_is_refused_and_stores_nothing,
+    a_callback_recorded_for_another_call_is_a_conflict_not_a_duplicate,
     registration_enforces_contact_rules,
     concurrent_duplicate_deliveries_apply_once,
     concurrent_mixed_callbacks_end_in_one_consistent_state,
@@ -382,4 +383,22 @@ async fn registration_racing_early_callbacks_leaves_nothing_deferred(store: Arc<
         assert_eq!(store.attempt(&call_id).await.unwrap().unwrap().status, CallStatus::Answered);
     }
     assert_eq!(dialogue_starts(&store).await.len(), contacts.len());
+}
+
+async fn a_callback_recorded_for_another_call_is_a_conflict_not_a_duplicate(store: Arc<dyn Store>) {
+    let app = app(store.clone());
+    let (_, _, first) = register(&store, 3).await;
+    let (_, _, second) = register(&store, 3).await;
+    let (code, _) = send(&app, callback(&first, "CA-shared", "ringing")).await;
+    assert_eq!(code, StatusCode::OK);
+    // The same provider call id and status, claimed by another call's URL.
+    let (code, body) = send(&app, callback(&second, "CA-shared", "ringing")).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&first), "{body}");
+    assert!(store.events_for_call(&second).await.unwrap().is_empty());
+    let attempt = store.attempt(&second).await.unwrap().unwrap();
+    assert_eq!((attempt.provider_call_id, attempt.status), (None, CallStatus::Initiated), "nothing written");
+    // A true redelivery to the right call is still a duplicate.
+    let (code, body) = send(&app, callback(&first, "CA-shared", "ringing")).await;
+    assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("duplicate")));
 }

@@ -79,6 +79,9 @@ pub(crate) trait TxOps: Send + Sized {
         attempt: Option<&Attempt>,
     ) -> StoreResult<bool>;
     async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()>;
+    /// The call an inbox row belongs to: `None` when no row has this key,
+    /// `Some(None)` for a row not matched to a call yet.
+    async fn stored_call_id(&mut self, dedupe_key: &str) -> StoreResult<Option<Option<String>>>;
     /// Deferred events matching a call id or a provider call id.
     async fn deferred_events(
         &mut self,
@@ -107,7 +110,7 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
     }
     let Some(mut state) = loaded else {
         if !tx.insert_event(event, event.call_id.as_deref(), Disposition::Deferred).await? {
-            return Ok(duplicate(event.call_id.clone()));
+            return duplicate_of(&mut tx, event, event.call_id.clone()).await;
         }
         tx.commit().await?;
         return Ok(Recorded { outcome: RecordOutcome::Deferred, call_id: event.call_id.clone(), enqueued: 0 });
@@ -119,7 +122,7 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
     let decision = decide_with_news(&state, event);
     let changed = (decision.attempt != state.attempt).then_some(&decision.attempt);
     if !tx.insert_event_then_update(event, &call_id, decision.disposition, changed).await? {
-        return Ok(duplicate(Some(call_id)));
+        return duplicate_of(&mut tx, event, Some(call_id)).await;
     }
     let outcome = match decision.disposition {
         Disposition::Applied => RecordOutcome::Applied,
@@ -137,8 +140,20 @@ pub(crate) async fn record_event<T: TxOps>(mut tx: T, event: &CallEvent) -> Stor
     Ok(Recorded { outcome, call_id: Some(call_id), enqueued })
 }
 
-fn duplicate(call_id: Option<String>) -> Recorded {
-    Recorded { outcome: RecordOutcome::Duplicate, call_id, enqueued: 0 }
+/// The event's dedupe key is stored already. A redelivery is a duplicate only of
+/// an event of the same call: the same provider call id and status stored for
+/// another call contradicts the callback's URL (409), and answering `duplicate`
+/// would name the wrong call.
+async fn duplicate_of<T: TxOps>(tx: &mut T, event: &CallEvent, call_id: Option<String>) -> StoreResult<Recorded> {
+    if let (Some(ours), Some(Some(stored))) = (&call_id, tx.stored_call_id(&event.dedupe_key).await?) {
+        if *ours != stored {
+            return Err(StoreError::Conflict(format!(
+                "this callback ({}) was already recorded for call `{stored}`, not `{ours}`",
+                event.provider_status
+            )));
+        }
+    }
+    Ok(Recorded { outcome: RecordOutcome::Duplicate, call_id, enqueued: 0 })
 }
 
 /// Applies one deferred event if its attempt exists now (`events replay`, and the

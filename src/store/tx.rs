@@ -75,6 +75,10 @@ impl<D: Dialect> TxOps for Tx<D> {
         events::set_disposition::<D>(self.conn(), dedupe_key, call_id, disposition).await
     }
 
+    async fn stored_call_id(&mut self, dedupe_key: &str) -> StoreResult<Option<Option<String>>> {
+        events::stored_call_id::<D>(self.conn(), dedupe_key).await
+    }
+
     async fn deferred_events(
         &mut self,
         call_id: Option<&str>,

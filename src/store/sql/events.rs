@@ -93,6 +93,16 @@ pub(crate) async fn set_disposition<D: Dialect>(
     Ok(())
 }
 
+/// The call an inbox row belongs to (`Some(None)`: not matched to a call yet).
+pub(crate) async fn stored_call_id<D: Dialect>(
+    conn: &mut D::Connection,
+    dedupe_key: &str,
+) -> StoreResult<Option<Option<String>>> {
+    let rows = fetch_all::<D>(conn, "SELECT call_id FROM telephony_events WHERE dedupe_key = $1", [dedupe_key.into()])
+        .await?;
+    rows.first().map(|r| rows::RowExt::opt_text(r, "call_id")).transpose()
+}
+
 /// Deferred events matching a call id or a provider call id, locked.
 pub(crate) async fn deferred_for<D: Dialect>(
     conn: &mut D::Connection,
