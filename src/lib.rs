@@ -18,3 +18,4 @@ pub mod reconcile;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod text;

@@ -170,16 +170,8 @@ fn storable(event: &CallEvent) -> Result<(), WebhookError> {
     if event.dedupe_key.len() > MAX_DEDUPE_KEY_BYTES {
         return Err(too_long("event id", MAX_DEDUPE_KEY_BYTES));
     }
-    fn has_nul(value: &serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::String(s) => s.contains('\0'),
-            serde_json::Value::Array(items) => items.iter().any(has_nul),
-            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
     // Every other text of the event comes from the payload, except the URL's call id.
-    if has_nul(&event.payload) || event.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
+    if crate::text::json_has_nul(&event.payload) || event.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
         return Err(WebhookError::Malformed("the callback contains U+0000 (NUL), which cannot be stored".into()));
     }
     Ok(())

@@ -317,17 +317,7 @@ async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Ve
 
 pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> StoreResult<Registered> {
     let call_id = new.call_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
-    use crate::providers::{MAX_CALL_ID_BYTES, MAX_IDENTIFIER_BYTES};
-    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES || call_id.contains('\0') {
-        return Err(StoreError::Invalid(format!("call_id must be 1–{MAX_CALL_ID_BYTES} bytes without NUL")));
-    }
-    // The same bounds a callback's provider call id has (an index entry has a size limit).
-    if new.provider_call_id.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_IDENTIFIER_BYTES || p.contains('\0'))
-    {
-        return Err(StoreError::Invalid(format!(
-            "provider_call_id must be 1–{MAX_IDENTIFIER_BYTES} bytes without NUL"
-        )));
-    }
+    new.validate(&call_id)?;
     tx.lock(&AttemptKey::CallId(&call_id).lock_name()).await?;
     if let Some(pcid) = &new.provider_call_id {
         tx.lock(&AttemptKey::ProviderCallId(new.provider, pcid).lock_name()).await?;

@@ -9,6 +9,15 @@ use super::StoreError;
 use crate::domain::stranded::Timeouts;
 use crate::domain::{Attempt, Contact, Disposition, EventSource, Provider};
 
+/// Longest campaign name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest contact `external_id`.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+/// Longest retry interval: 30 days.
+pub const MAX_RETRY_INTERVAL_MINUTES: i32 = 43_200;
+/// Largest registration `metadata`, serialised.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewCampaign {
     pub name: String,
@@ -26,14 +35,19 @@ impl NewCampaign {
     pub(crate) fn validated(&self) -> Result<(i32, i32), StoreError> {
         let max_attempts = self.max_attempts.unwrap_or(3);
         let interval = self.retry_interval_minutes.unwrap_or(60);
-        if self.name.trim().is_empty() {
-            return Err(StoreError::Invalid("campaign name must not be empty".into()));
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || crate::text::has_control(name) {
+            return Err(StoreError::Invalid(format!(
+                "campaign name must be 1–{MAX_NAME_CHARS} characters without control characters"
+            )));
         }
         if !(1..=5).contains(&max_attempts) {
             return Err(StoreError::Invalid(format!("max_attempts must be 1–5, got {max_attempts}")));
         }
-        if interval < 0 {
-            return Err(StoreError::Invalid(format!("retry_interval_minutes must be ≥ 0, got {interval}")));
+        if !(0..=MAX_RETRY_INTERVAL_MINUTES).contains(&interval) {
+            return Err(StoreError::Invalid(format!(
+                "retry_interval_minutes must be 0–{MAX_RETRY_INTERVAL_MINUTES} (30 days), got {interval}"
+            )));
         }
         Ok((max_attempts, interval))
     }
@@ -58,11 +72,19 @@ impl NewContact {
         let digits = self.phone_number.strip_prefix('+').unwrap_or("");
         let ok =
             (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
-        if ok {
-            Ok(())
-        } else {
-            Err(StoreError::Invalid(format!("phone_number `{}` is not E.164", self.phone_number)))
+        if !ok {
+            // The value may be long or hold anything: name it, don't echo it whole.
+            let shown: String = self.phone_number.chars().take(20).filter(|c| !c.is_control()).collect();
+            return Err(StoreError::Invalid(format!("phone_number `{shown}` is not E.164")));
         }
+        if let Some(id) = &self.external_id {
+            if id.chars().count() > MAX_EXTERNAL_ID_CHARS || crate::text::has_control(id) {
+                return Err(StoreError::Invalid(format!(
+                    "external_id must be at most {MAX_EXTERNAL_ID_CHARS} characters without control characters"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +107,40 @@ pub struct NewAttempt {
 impl NewAttempt {
     pub fn new(contact_id: Uuid, provider: Provider) -> Self {
         NewAttempt { contact_id, campaign_id: None, provider, call_id: None, provider_call_id: None, metadata: None }
+    }
+
+    /// The bounds a callback would be held to, so that every registered call can be
+    /// reached by its callbacks: `call_id` printable (it travels in a URL),
+    /// `provider_call_id` as long as a callback's may be (an index entry has a size
+    /// limit), `metadata` a JSON object of bounded size that both stores can hold.
+    pub(crate) fn validate(&self, call_id: &str) -> Result<(), StoreError> {
+        use crate::providers::{MAX_CALL_ID_BYTES, MAX_IDENTIFIER_BYTES};
+        let printable = |s: &str| !s.chars().any(|c| c.is_control() || c.is_whitespace());
+        if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES || !printable(call_id) {
+            return Err(StoreError::Invalid(format!(
+                "call_id must be 1–{MAX_CALL_ID_BYTES} bytes, without spaces or control characters"
+            )));
+        }
+        let bad_pcid = |p: &String| p.is_empty() || p.len() > MAX_IDENTIFIER_BYTES || crate::text::has_control(p);
+        if self.provider_call_id.as_ref().is_some_and(bad_pcid) {
+            return Err(StoreError::Invalid(format!(
+                "provider_call_id must be 1–{MAX_IDENTIFIER_BYTES} bytes without control characters"
+            )));
+        }
+        if let Some(metadata) = &self.metadata {
+            if !metadata.is_object() {
+                return Err(StoreError::Invalid("metadata must be a JSON object".into()));
+            }
+            if crate::text::json_has_nul(metadata) {
+                return Err(StoreError::Invalid("metadata must not contain U+0000 (NUL)".into()));
+            }
+            if metadata.to_string().len() > MAX_METADATA_BYTES {
+                return Err(StoreError::Invalid(format!(
+                    "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

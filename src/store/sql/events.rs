@@ -98,8 +98,8 @@ pub(crate) async fn stored_call_id<D: Dialect>(
     conn: &mut D::Connection,
     dedupe_key: &str,
 ) -> StoreResult<Option<Option<String>>> {
-    let rows = fetch_all::<D>(conn, "SELECT call_id FROM telephony_events WHERE dedupe_key = $1", [dedupe_key.into()])
-        .await?;
+    let rows =
+        fetch_all::<D>(conn, "SELECT call_id FROM telephony_events WHERE dedupe_key = $1", [dedupe_key.into()]).await?;
     rows.first().map(|r| rows::RowExt::opt_text(r, "call_id")).transpose()
 }
 
