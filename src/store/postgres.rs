@@ -46,6 +46,7 @@ impl Dialect for Postgres {
     const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
     const NOW: &'static str = "now()";
     const WRITABLE_CTE: bool = true;
+    const ROWS_PER_INSERT: usize = 1000;
     // The NOTIFY reaches other replicas' dispatchers when the transaction commits.
     const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> =
         Some(("WITH j AS (", " RETURNING 1) SELECT pg_notify('callhook_outbox', '') FROM j"));

@@ -113,9 +113,9 @@ impl<D: Dialect> Store for SqlStore<D> {
             return Err(StoreError::NotFound(format!("campaign `{campaign_id}` not found")));
         }
         let now = flow::TxOps::now(&tx);
-        let mut created = Vec::with_capacity(new.len());
-        for c in new {
-            let contact = Contact {
+        let created: Vec<Contact> = new
+            .into_iter()
+            .map(|c| Contact {
                 id: Uuid::new_v4(),
                 campaign_id,
                 phone_number: c.phone_number,
@@ -128,10 +128,9 @@ impl<D: Dialect> Store for SqlStore<D> {
                 do_not_call: c.do_not_call,
                 created_at: now,
                 updated_at: now,
-            };
-            contacts::insert::<D>(tx.conn(), &contact).await?;
-            created.push(contact);
-        }
+            })
+            .collect();
+        contacts::insert_many::<D>(tx.conn(), &created).await?;
         flow::TxOps::commit(tx).await?;
         Ok(created)
     }

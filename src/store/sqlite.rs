@@ -61,6 +61,8 @@ impl Dialect for Sqlite {
     const NAMED_LOCK: Option<&'static str> = None;
     const NOW: &'static str = SQLITE_NOW;
     const WRITABLE_CTE: bool = false;
+    // sqlx's SQLite driver slows down sharply on statements with many parameters.
+    const ROWS_PER_INSERT: usize = 50;
     const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> = None;
 
     fn now_plus_ms(param: &str) -> String {

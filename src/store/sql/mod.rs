@@ -25,6 +25,16 @@ pub(crate) fn insert_sql(table: &str, cols: &Cols<'_>, first: usize) -> String {
     format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), params.join(", "))
 }
 
+/// `INSERT INTO table (a, b) VALUES ($1, $2), ($3, $4), …`: one statement for
+/// several rows of the same columns.
+pub(crate) fn insert_rows_sql(table: &str, rows: &[Cols<'_>]) -> String {
+    let Some(first) = rows.first() else { return String::new() };
+    let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+    let width = names.len();
+    let tuples: Vec<String> = (0..rows.len()).map(|r| format!("({})", params(1 + r * width, width))).collect();
+    format!("INSERT INTO {table} ({}) VALUES {}", names.join(", "), tuples.join(", "))
+}
+
 /// `a = $first, b = $first+1, …`.
 pub(crate) fn set_sql(cols: &Cols<'_>, first: usize) -> String {
     let sets: Vec<String> = cols.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", first + i)).collect();
@@ -75,6 +85,8 @@ mod tests {
         assert_eq!(insert_sql("t", &cols, 1), "INSERT INTO t (a, b, c) VALUES ($1, $2, $3)");
         assert_eq!(set_sql(&cols, 4), "a = $4, b = $5, c = $6");
         assert_eq!(params(2, 3), "$2, $3, $4");
+        let rows: Vec<Cols> = vec![vec![("a", Arg::Int(Some(1))), ("b", Arg::Bool(true))]; 2];
+        assert_eq!(insert_rows_sql("t", &rows), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
         assert_eq!(values(cols).count(), 3);
     }
 }
