@@ -205,6 +205,12 @@ impl Reconciler {
                     Looked::Failed
                 }
             },
+            // Without credentials for the provider (`serve` warned once at start),
+            // only the give-up can settle the call: not worth a warning per call.
+            Err(e @ ApiError::NotConfigured(_)) => {
+                tracing::debug!(call_id = %attempt.call_id, %provider, error = %e, "call cannot be looked up");
+                self.give_up_if_due(attempt).await.unwrap_or(Looked::Failed)
+            }
             Err(e) => {
                 tracing::warn!(call_id = %attempt.call_id, %provider, error = %e, failures = quiet.failures + 1, "call look-up failed");
                 self.give_up_if_due(attempt).await.unwrap_or(Looked::Failed)
