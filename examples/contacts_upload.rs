@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let schema = format!("bench_upload_{}", std::process::id());
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
     let options: PgConnectOptions = url.parse()?;
-    let pool = PgPoolOptions::new().max_connections(4).connect_with(options.options([("search_path", &schema)])).await?;
+    let pool =
+        PgPoolOptions::new().max_connections(4).connect_with(options.options([("search_path", &schema)])).await?;
     let pg = PgStore::from_pool(pool.clone());
     pg.migrate().await?;
     report("postgres", n, &pg, contacts()).await?;

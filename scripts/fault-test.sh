@@ -3,7 +3,12 @@
 # PostgreSQL. With CALLHOOK_FAULT_RESTART_PG=1 it restarts PostgreSQL mid-run
 # (needs pg_ctlcluster and the rights to use it); otherwise it cuts every
 # connection instead.
+# Then the realistic-provider fault test (tests/fault_provider.rs): Twilio's retry
+# behaviour, lost callbacks and a 30 s PostgreSQL outage, repaired by the reconciler.
+# It runs a PostgreSQL cluster of its own (needs /usr/lib/postgresql/*/bin) and prints
+# its figures per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CALLHOOK_REQUIRE_POSTGRES=1
 cargo test --test fault -- --ignored --nocapture
+cargo test --test fault_provider -- --ignored --nocapture

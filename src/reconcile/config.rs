@@ -35,8 +35,8 @@ pub struct ReconcileArgs {
     /// Timeout of one provider REST request (below the reconciler's 60 s lease).
     #[arg(long, env = "CALLHOOK_PROVIDER_API_TIMEOUT_SECS", default_value_t = 10)]
     pub provider_api_timeout_secs: u64,
-    /// Do not run the reconciler in this process.
-    #[arg(long, env = "CALLHOOK_NO_RECONCILER")]
+    /// Do not run the reconciler in this process (`true`/`1`/`yes`).
+    #[arg(long, env = "CALLHOOK_NO_RECONCILER", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_reconciler: bool,
 
     /// Twilio: the account SID (`AC…`) whose calls are looked up.
