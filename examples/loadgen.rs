@@ -77,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = callhook::store::connect(&args.database_url, 4).await?;
     let campaign = store
-        .create_campaign(NewCampaign { name: "bench".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) })
+        .create_campaign(NewCampaign {
+            max_attempts: Some(3),
+            retry_interval_minutes: Some(0),
+            ..NewCampaign::named("bench")
+        })
         .await?;
     let contacts = store
         .add_contacts(

@@ -224,7 +224,11 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
 
     // Calls to play, registered as the dialer would.
     let campaign = store
-        .create_campaign(NewCampaign { name: "fault".into(), max_attempts: Some(3), retry_interval_minutes: Some(0) })
+        .create_campaign(NewCampaign {
+            max_attempts: Some(3),
+            retry_interval_minutes: Some(0),
+            ..NewCampaign::named("fault")
+        })
         .await
         .unwrap();
     let contacts = store

@@ -421,7 +421,7 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let (api_base, fake) = FakeProvider::start(Provider::Twilio).await;
 
     // The calls, registered by the dialer and queued at Twilio.
-    let new = NewCampaign { name: label.into(), max_attempts: Some(3), retry_interval_minutes: Some(60) };
+    let new = NewCampaign { max_attempts: Some(3), retry_interval_minutes: Some(60), ..NewCampaign::named(label) };
     let campaign = store.create_campaign(new).await.unwrap();
     let phones = (0..CALLS).map(|i| NewContact::phone(format!("+1415{i:07}"))).collect();
     let fragment = if overrides.is_empty() { String::new() } else { format!("#{overrides}") };

@@ -58,7 +58,7 @@ on_both_stores!(
     provider_failures_change_nothing_and_are_retried,
     an_answered_call_without_verdict_times_out_and_is_retried,
     replicas_never_look_up_one_call_twice,
-    a_dialogue_start_of_an_ended_call_expires,
+    a_dialogue_start_held_when_its_call_ended_expires_after_its_lease,
     nothing_is_due_before_its_time,
     the_stranded_gauge_counts_what_it_must,
 );
@@ -231,14 +231,20 @@ async fn replicas_never_look_up_one_call_twice(store: Arc<dyn Store>) {
     }
 }
 
-async fn a_dialogue_start_of_an_ended_call_expires(store: Arc<dyn Store>) {
+async fn a_dialogue_start_held_when_its_call_ended_expires_after_its_lease(store: Arc<dyn Store>) {
     let (_, fake) = FakeProvider::start(Provider::Twilio).await;
     let sid = "CA00000000000000000000000000000005";
     let (call_id, _) = ringing_call(&store, Provider::Twilio, sid).await;
     let app = app(store.clone());
     send(&app, callback(&call_id, sid, "in-progress")).await;
-    // No dispatcher ran: the start is still pending when the call ends.
+    // A dispatcher holds the start (its delivery stalls) when the call ends: the
+    // end's own transaction cannot expire it, the reconciler's pass does once the
+    // lease is over.
+    let held = store.claim_jobs(10, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(held.jobs.len(), 1);
     send(&app, callback_with(&call_id, sid, "completed", &[("CallDuration", "5")])).await;
+    assert_eq!(store.outbox(10).await.unwrap()[0].status, "pending", "held, so not expired by the callback");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pass = reconciler(&store, &fake, chrono::Duration::zero()).pass().await.unwrap();
     assert_eq!(pass.expired_starts, 1);
     let jobs = store.outbox(10).await.unwrap();

@@ -9,8 +9,8 @@ mod test_fixtures;
 mod transition;
 mod vocab;
 
-pub use model::{Attempt, CallEvent, Campaign, Contact, NewJob, RetryPolicy};
+pub use model::{AmdPolicy, Attempt, CallEvent, Campaign, Contact, JobChange, NewJob, RetryPolicy, Rules};
 pub use transition::{decide, ContactChange, Decision};
 pub use vocab::{
-    CallStatus, ContactState, Disposition, EventSource, EventType, JobKind, Outcome, ParseEnumError, Provider,
+    AmdMode, CallStatus, ContactState, Disposition, EventSource, EventType, JobKind, Outcome, ParseEnumError, Provider,
 };

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::vocab::{CallStatus, ContactState, EventSource, EventType, JobKind, Outcome, Provider};
+use super::vocab::{AmdMode, CallStatus, ContactState, EventSource, EventType, JobKind, Outcome, Provider};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
@@ -14,6 +14,9 @@ pub struct Campaign {
     pub max_attempts: i32,
     pub retry_interval_minutes: i32,
     pub created_at: DateTime<Utc>,
+    pub amd_mode: AmdMode,
+    /// `wait` mode: how long a dialogue start waits for a human verdict.
+    pub amd_wait_timeout_ms: i32,
 }
 
 impl Campaign {
@@ -23,6 +26,31 @@ impl Campaign {
             retry_interval: Duration::minutes(i64::from(self.retry_interval_minutes)),
         }
     }
+
+    /// Everything the state machine needs to know about the campaign.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            retry: self.retry_policy(),
+            amd: AmdPolicy {
+                mode: self.amd_mode,
+                wait_timeout: Duration::milliseconds(i64::from(self.amd_wait_timeout_ms)),
+            },
+        }
+    }
+}
+
+/// A campaign's rules, as the state machine reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub retry: RetryPolicy,
+    pub amd: AmdPolicy,
+}
+
+/// What a campaign does about answering machines (SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdPolicy {
+    pub mode: AmdMode,
+    pub wait_timeout: Duration,
 }
 
 /// What a campaign says about calling a contact again.
@@ -132,4 +160,22 @@ pub struct NewJob {
     /// Unique in the outbox, so a job can never be enqueued twice for one fact.
     pub idempotency_key: String,
     pub payload: serde_json::Value,
+    /// Not deliverable before this much time has passed (the outbox's own
+    /// scheduling: a dialogue start waiting for the answering-machine verdict).
+    pub delay: Option<Duration>,
+}
+
+/// A change to a job written earlier, named by its idempotency key, made in the
+/// same transaction as the state change. Only a pending job that no dispatcher
+/// holds is changed; a job delivered (or being delivered) stays as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobChange {
+    /// Deliverable now (the human verdict a dialogue start waited for came).
+    DueNow { idempotency_key: String },
+    /// Never delivered: nothing left to do it for (`outbox.status = expired`).
+    Expire { idempotency_key: String, reason: &'static str },
+    /// Expire the job if it is still pending; if it was delivered (or is being
+    /// delivered), enqueue `undo` instead — a dialogue started on an answering
+    /// machine is cancelled exactly once, a dialogue not started yet never starts.
+    Withdraw { idempotency_key: String, reason: &'static str, undo: NewJob },
 }

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::model::{is_machine, Attempt, Contact, RetryPolicy};
+use super::model::{is_machine, Attempt, Contact, Rules};
 use super::transition::{not_reached_this_time, Decision};
 use super::vocab::{CallStatus, ContactState, Disposition, Outcome};
 
@@ -86,39 +86,33 @@ pub fn check(a: &Attempt, last_event_at: DateTime<Utc>, t: &Timeouts) -> Option<
 /// SPEC §4: the verdict did not come in time; the attempt fails with
 /// `no_dialogue_outcome` and the contact gets the normal retry treatment.
 /// `None` when `a` is not awaiting a verdict or the timeout has not passed.
-pub fn verdict_timeout(
-    a: &Attempt,
-    c: &Contact,
-    policy: RetryPolicy,
-    now: DateTime<Utc>,
-    t: &Timeouts,
-) -> Option<Decision> {
+pub fn verdict_timeout(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
     let ended = a.ended_at?;
     if !awaiting_verdict(a) || now < ended + t.dialogue_outcome_timeout {
         return None;
     }
-    let mut decision = Decision { disposition: Disposition::Applied, attempt: a.clone(), contact: None, jobs: vec![] };
+    let mut decision = Decision::new(Disposition::Applied, a.clone());
     decision.attempt.error_code = Some(NO_DIALOGUE_OUTCOME.into());
     decision.attempt.error_message =
         Some(format!("no dialogue verdict within {} min of the call's end", t.dialogue_outcome_timeout.num_minutes()));
-    not_reached_this_time(&mut decision, c, policy, Outcome::Failed);
+    not_reached_this_time(&mut decision, c, rules.retry, Outcome::Failed);
     Some(decision)
 }
 
 /// SPEC §9: the provider never told us how the call ended; after `give_up_after`
 /// the attempt fails with `reconcile_gave_up` (retry treatment for the contact).
 /// `None` while there is still time, or when the attempt is terminal already.
-pub fn give_up(a: &Attempt, c: &Contact, policy: RetryPolicy, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
+pub fn give_up(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
     if a.status.is_terminal() || now < a.started_at + t.give_up_after {
         return None;
     }
-    let mut decision = Decision { disposition: Disposition::Applied, attempt: a.clone(), contact: None, jobs: vec![] };
+    let mut decision = Decision::new(Disposition::Applied, a.clone());
     decision.attempt.status = CallStatus::Failed;
     decision.attempt.ended_at = Some(now);
     decision.attempt.error_code = Some(RECONCILE_GAVE_UP.into());
     decision.attempt.error_message =
         Some(format!("the provider did not report the call's end within {} h", t.give_up_after.num_hours()));
-    not_reached_this_time(&mut decision, c, policy, Outcome::Failed);
+    not_reached_this_time(&mut decision, c, rules.retry, Outcome::Failed);
     Some(decision)
 }
 

@@ -3,9 +3,12 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
-use super::{Attempt, CallStatus, Contact, ContactState, Provider, RetryPolicy};
+use super::{AmdMode, AmdPolicy, Attempt, CallStatus, Contact, ContactState, Provider, RetryPolicy, Rules};
 
-pub const POLICY: RetryPolicy = RetryPolicy { max_attempts: 3, retry_interval: Duration::minutes(60) };
+pub const POLICY: Rules = Rules {
+    retry: RetryPolicy { max_attempts: 3, retry_interval: Duration::minutes(60) },
+    amd: AmdPolicy { mode: AmdMode::Off, wait_timeout: Duration::seconds(4) },
+};
 
 pub fn t(sec: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_800_000_000 + sec, 0).unwrap()

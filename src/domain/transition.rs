@@ -19,8 +19,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::model::{is_machine, Attempt, CallEvent, Contact, NewJob, RetryPolicy};
-use super::vocab::{CallStatus, ContactState, Disposition, EventType, JobKind, Outcome};
+use super::model::{is_machine, Attempt, CallEvent, Contact, JobChange, NewJob, RetryPolicy, Rules};
+use super::vocab::{AmdMode, CallStatus, ContactState, Disposition, EventType, JobKind, Outcome};
 
 /// What one event does.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +31,15 @@ pub struct Decision {
     pub attempt: Attempt,
     pub contact: Option<ContactChange>,
     pub jobs: Vec<NewJob>,
+    /// Changes to jobs written by earlier events (a held dialogue start).
+    pub job_changes: Vec<JobChange>,
 }
 
 impl Decision {
+    pub fn new(disposition: Disposition, attempt: Attempt) -> Self {
+        Decision { disposition, attempt, contact: None, jobs: vec![], job_changes: vec![] }
+    }
+
     pub fn attempt_changed(&self, before: &Attempt) -> bool {
         self.attempt != *before
     }
@@ -55,11 +61,11 @@ impl ContactChange {
     }
 }
 
-/// Decides what `event` does to `attempt` and `contact`.
-pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: &CallEvent) -> Decision {
+/// Decides what `event` does to `attempt` and `contact` under the campaign's `rules`.
+pub fn decide(attempt: &Attempt, contact: &Contact, rules: Rules, event: &CallEvent) -> Decision {
     let mut next = attempt.clone();
     let Some(event_type) = event.event_type else {
-        return Decision { disposition: Disposition::Ignored, attempt: next, contact: None, jobs: vec![] };
+        return Decision::new(Disposition::Ignored, next);
     };
     let target = event_type.status();
     let first_callback = attempt.provider_raw_status.is_none();
@@ -70,18 +76,20 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
         next.provider_call_id = Some(event.provider_call_id.clone());
     }
     if !forward {
+        let mut decision = Decision::new(Disposition::Stale, next);
         if event_type == EventType::Answered {
-            if next.answered_at.is_none() {
-                next.answered_at = Some(event.at());
+            if decision.attempt.answered_at.is_none() {
+                decision.attempt.answered_at = Some(event.at());
             }
-            // Providers that report answering-machine detection in its own event
-            // after the answer (Telnyx, Vonage) arrive here; the verdict is kept so
-            // the call's end can count a machine as `no_answer`.
-            if next.answered_by.is_none() {
-                next.answered_by.clone_from(&event.answered_by);
+            // The answering-machine verdict after the answer (Twilio's async AMD,
+            // Telnyx's and Vonage's detection events). The first verdict is kept;
+            // a later, contradicting one changes nothing.
+            if attempt.answered_by.is_none() && event.answered_by.is_some() {
+                decision.attempt.answered_by.clone_from(&event.answered_by);
+                verdict_after_answer(&mut decision, attempt, contact, rules);
             }
         }
-        return Decision { disposition: Disposition::Stale, attempt: next, contact: None, jobs: vec![] };
+        return decision;
     }
 
     next.status = target;
@@ -90,20 +98,24 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
         next.answered_by.clone_from(&event.answered_by);
     }
     let machine = next.answered_by.as_deref().is_some_and(is_machine);
-    let mut decision = Decision { disposition: Disposition::Applied, attempt: next, contact: None, jobs: vec![] };
+    let mut decision = Decision::new(Disposition::Applied, next);
 
     match event_type {
         EventType::Initiated | EventType::Ringing => {}
         EventType::Answered => {
             decision.attempt.answered_at = Some(event.at());
             if !machine {
-                decision.jobs.push(dialogue_start(&decision.attempt));
+                // In `wait` mode a dialogue start without a verdict yet waits for
+                // one, at most the campaign's timeout (the outbox's own scheduling).
+                let hold = rules.amd.mode == AmdMode::Wait && decision.attempt.answered_by.is_none();
+                decision.jobs.push(dialogue_start(&decision.attempt, hold.then_some(rules.amd.wait_timeout)));
             }
         }
         EventType::Completed => {
             let ended_at = event.at();
             decision.attempt.ended_at = Some(ended_at);
             decision.attempt.duration_seconds = event.duration_seconds.or(attempt.duration_seconds);
+            expire_start_if_answered(&mut decision, attempt);
             if decision.attempt.answered_at.is_none() {
                 match decision.attempt.duration_seconds.filter(|d| *d > 0) {
                     // SPEC §4: talk time means the call was answered, whether or not
@@ -113,13 +125,13 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
                     Some(talked) => decision.attempt.answered_at = Some(ended_at - Duration::seconds(talked.into())),
                     // Ended without an answer and without talk time: nobody was reached.
                     None => {
-                        not_reached_this_time(&mut decision, contact, policy, Outcome::NoAnswer);
+                        not_reached_this_time(&mut decision, contact, rules.retry, Outcome::NoAnswer);
                         return decision;
                     }
                 }
             }
             if machine && decision.attempt.outcome.is_none() {
-                not_reached_this_time(&mut decision, contact, policy, Outcome::NoAnswer);
+                not_reached_this_time(&mut decision, contact, rules.retry, Outcome::NoAnswer);
             }
         }
         EventType::NoAnswer | EventType::Busy | EventType::Failed => {
@@ -127,15 +139,61 @@ pub fn decide(attempt: &Attempt, contact: &Contact, policy: RetryPolicy, event: 
             decision.attempt.duration_seconds = event.duration_seconds.or(attempt.duration_seconds);
             decision.attempt.error_code.clone_from(&event.error_code);
             decision.attempt.error_message.clone_from(&event.error_message);
+            expire_start_if_answered(&mut decision, attempt);
             let outcome = match event_type {
                 EventType::NoAnswer => Outcome::NoAnswer,
                 EventType::Busy => Outcome::Busy,
                 _ => Outcome::Failed,
             };
-            not_reached_this_time(&mut decision, contact, policy, outcome);
+            not_reached_this_time(&mut decision, contact, rules.retry, outcome);
         }
     }
     decision
+}
+
+/// The call ended: a dialogue start not delivered yet has no call to start on.
+fn expire_start_if_answered(decision: &mut Decision, before: &Attempt) {
+    if before.answered_at.is_some() {
+        decision.job_changes.push(JobChange::Expire {
+            idempotency_key: dialogue_start_key(&before.call_id),
+            reason: "the call ended before the dialogue started",
+        });
+    }
+}
+
+/// SPEC §12: a verdict that came after the answer. A human (or undetermined)
+/// verdict releases a held dialogue start at once; a machine or fax verdict
+/// withdraws the start — expired if not delivered yet, else one
+/// `dialogue.cancel` — and a call that ended awaiting its dialogue verdict counts
+/// as `no_answer`.
+fn verdict_after_answer(decision: &mut Decision, before: &Attempt, contact: &Contact, rules: Rules) {
+    let key = dialogue_start_key(&before.call_id);
+    if !decision.attempt.answered_by.as_deref().is_some_and(is_machine) {
+        if rules.amd.mode == AmdMode::Wait && before.answered_at.is_some() {
+            decision.job_changes.push(JobChange::DueNow { idempotency_key: key });
+        }
+        return;
+    }
+    if before.answered_at.is_some() {
+        let undo = NewJob {
+            kind: JobKind::DialogueCancel,
+            idempotency_key: format!("{}:{}", JobKind::DialogueCancel, before.call_id),
+            payload: json!({
+                "call_id": before.call_id,
+                "campaign_id": before.campaign_id,
+                "contact_id": before.contact_id,
+                "provider": before.provider,
+                "provider_call_id": before.provider_call_id,
+                "answered_by": decision.attempt.answered_by,
+                "reason": "answered by a machine",
+            }),
+            delay: None,
+        };
+        decision.job_changes.push(JobChange::Withdraw { idempotency_key: key, reason: "answered by a machine", undo });
+    }
+    if before.status == CallStatus::Completed && before.outcome.is_none() {
+        not_reached_this_time(decision, contact, rules.retry, Outcome::NoAnswer);
+    }
 }
 
 /// The attempt ended without reaching a person: record the outcome, then either
@@ -158,6 +216,7 @@ pub(super) fn not_reached_this_time(decision: &mut Decision, contact: &Contact, 
         decision.jobs.push(NewJob {
             kind: JobKind::SurveyNotReached,
             idempotency_key: format!("{}:{}", JobKind::SurveyNotReached, contact.id),
+            delay: None,
             payload: json!({
                 "contact_id": contact.id,
                 "campaign_id": contact.campaign_id,
@@ -169,10 +228,15 @@ pub(super) fn not_reached_this_time(decision: &mut Decision, contact: &Contact, 
     }
 }
 
-fn dialogue_start(attempt: &Attempt) -> NewJob {
+fn dialogue_start_key(call_id: &str) -> String {
+    format!("{}:{call_id}", JobKind::DialogueStart)
+}
+
+fn dialogue_start(attempt: &Attempt, delay: Option<Duration>) -> NewJob {
     NewJob {
         kind: JobKind::DialogueStart,
-        idempotency_key: format!("{}:{}", JobKind::DialogueStart, attempt.call_id),
+        idempotency_key: dialogue_start_key(&attempt.call_id),
+        delay,
         payload: json!({
             "call_id": attempt.call_id,
             "campaign_id": attempt.campaign_id,

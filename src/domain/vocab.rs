@@ -152,9 +152,20 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// `campaigns.amd_mode` (SPEC §12): `off` starts the dialogue on the answer (a
+    /// later machine verdict cancels it); `wait` holds it until a human verdict or
+    /// the campaign's `amd_wait_timeout_ms`, and a machine verdict starts nothing.
+    AmdMode, "AMD mode" {
+        Off => "off",
+        Wait => "wait",
+    }
+);
+
+wire_enum!(
     /// `outbox.kind`: the jobs the dispatcher delivers.
     JobKind, "job kind" {
         DialogueStart => "dialogue.start",
+        DialogueCancel => "dialogue.cancel",
         SurveyNotReached => "survey.not_reached",
         SurveyCompleted => "survey.completed",
         SurveyRefused => "survey.refused",

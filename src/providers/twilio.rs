@@ -265,6 +265,11 @@ pub fn event_type(call_status: &str) -> Option<EventType> {
     })
 }
 
+/// Twilio's `AnsweredBy` values (SignalWire sends the same); another value in an
+/// asynchronous verdict is stored and answered `ignored`.
+pub const AMD_VERDICTS: &[&str] =
+    &["human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax", "unknown"];
+
 /// Normalises a verified Twilio callback into a [`CallEvent`].
 pub fn parse(verified: Verified<TwilioBody>, received_at: DateTime<Utc>) -> Result<CallEvent, WebhookError> {
     parse_scheme(&TWILIO, verified, received_at)
@@ -280,21 +285,35 @@ pub fn parse_scheme(
     let body = verified.body();
     let fields = &body.fields;
     let call_sid = form::non_empty(fields, "CallSid").ok_or(WebhookError::MissingField("CallSid"))?;
-    let status = form::non_empty(fields, "CallStatus").ok_or(WebhookError::MissingField("CallStatus"))?;
     if call_sid.len() > 128 || call_sid.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(WebhookError::InvalidField { field: "CallSid", reason: "not a call identifier".into() });
     }
-    let status = status.trim();
+    let call_status = form::non_empty(fields, "CallStatus").map(str::trim).filter(|s| !s.is_empty());
+    let answered_by = form::non_empty(fields, "AnsweredBy").map(str::trim).filter(|s| !s.is_empty());
+    // The asynchronous answering-machine verdict (`AsyncAmdStatusCallback`) has no
+    // `CallStatus`: it is the answer's verdict, an `answered` event of its own, keyed
+    // by its value so a redelivery is a duplicate and a contradicting one is stale.
+    let (status, event_type, dedupe_key) = match (call_status, answered_by) {
+        (Some(status), _) => {
+            (status.to_owned(), event_type(status), format!("{}:{call_sid}:{status}", scheme.provider))
+        }
+        (None, Some(verdict)) => (
+            format!("amd:{verdict}"),
+            AMD_VERDICTS.contains(&verdict).then_some(EventType::Answered),
+            format!("{}:{call_sid}:amd:{verdict}", scheme.provider),
+        ),
+        (None, None) => return Err(WebhookError::MissingField("CallStatus")),
+    };
+    let status = status.as_str();
     fn number<T: std::str::FromStr>(fields: &[(String, String)], name: &str) -> Option<T> {
         form::non_empty(fields, name).and_then(|v| v.trim().parse().ok())
     }
     let text = |name: &str| form::non_empty(fields, name).map(str::to_owned);
-    let event_type = event_type(status);
     let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
 
     Ok(CallEvent {
         provider: scheme.provider,
-        dedupe_key: format!("{}:{call_sid}:{status}", scheme.provider),
+        dedupe_key,
         event_type,
         provider_status: status.to_owned(),
         provider_call_id: call_sid.to_owned(),

@@ -11,8 +11,8 @@ use super::types::{NewAttempt, RecordOutcome, Recorded, Registered, SettleRule};
 use super::{StoreError, StoreResult};
 use crate::domain::stranded::{self, Timeouts};
 use crate::domain::{
-    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, JobKind, NewJob,
-    Outcome, Provider,
+    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, JobChange, JobKind,
+    NewJob, Outcome, Provider,
 };
 
 /// An attempt with the contact and campaign its rules need, locked for update.
@@ -95,6 +95,9 @@ pub(crate) trait TxOps: Send + Sized {
     async fn update_contact(&mut self, contact: &Contact) -> StoreResult<()>;
     /// Enqueues a job unless one with its idempotency key exists.
     async fn insert_job(&mut self, job: &NewJob) -> StoreResult<()>;
+    /// Changes a pending job written earlier; returns the jobs made deliverable
+    /// (to wake the dispatcher).
+    async fn change_job(&mut self, change: &JobChange) -> StoreResult<usize>;
     async fn commit(self) -> StoreResult<()>;
 }
 
@@ -214,6 +217,7 @@ pub(crate) async fn record_outcome<T: TxOps>(
             "attempt_number": state.attempt.attempt_number,
             "outcome": outcome,
         }),
+        delay: None,
     })
     .await?;
     tx.commit().await?;
@@ -231,10 +235,10 @@ pub(crate) async fn settle<T: TxOps>(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Attempt, Contact, usize)>> {
     let Some(mut state) = tx.find_attempt(AttemptKey::CallId(call_id), None).await? else { return Ok(None) };
-    let policy = state.campaign.retry_policy();
+    let rules = state.campaign.rules();
     let decision = match rule {
-        SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, policy, now, timeouts),
-        SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, policy, now, timeouts),
+        SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, rules, now, timeouts),
+        SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, rules, now, timeouts),
     };
     let Some(mut decision) = decision else { return Ok(None) };
     decision.attempt.last_event_at = state.attempt.last_event_at.max(now);
@@ -265,7 +269,7 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
 /// The state machine's decision, plus the one thing every stored event does: any
 /// news of the call, even stale, postpones its reconciliation.
 fn decide_with_news(state: &Loaded, event: &CallEvent) -> Decision {
-    let mut decision = decide(&state.attempt, &state.contact, state.campaign.retry_policy(), event);
+    let mut decision = decide(&state.attempt, &state.contact, state.campaign.rules(), event);
     decision.attempt.last_event_at = state.attempt.last_event_at.max(event.received_at);
     decision
 }
@@ -286,10 +290,31 @@ async fn persist_effects<T: TxOps>(tx: &mut T, state: &mut Loaded, decision: Dec
         state.contact.updated_at = tx.now();
         tx.update_contact(&state.contact).await?;
     }
-    for job in &decision.jobs {
-        tx.insert_job(job).await?;
+    let mut signalled = 0;
+    for mut job in decision.jobs {
+        if job.kind == JobKind::DialogueStart {
+            enrich_dialogue_start(&mut job.payload, state);
+        }
+        tx.insert_job(&job).await?;
+        signalled += 1;
     }
-    Ok(decision.jobs.len())
+    for change in &decision.job_changes {
+        signalled += tx.change_job(change).await?;
+    }
+    Ok(signalled)
+}
+
+/// SPEC §12: `dialogue.start` carries what the orchestrator needs without calling
+/// back — who is called, for which campaign, and what the dialer registered.
+fn enrich_dialogue_start(payload: &mut serde_json::Value, state: &Loaded) {
+    if let Some(fields) = payload.as_object_mut() {
+        fields.insert("phone_number".into(), state.contact.phone_number.clone().into());
+        fields.insert("external_id".into(), state.contact.external_id.clone().into());
+        fields.insert("campaign_name".into(), state.campaign.name.clone().into());
+        fields.insert("amd_mode".into(), state.campaign.amd_mode.as_str().into());
+        fields.insert("answered_by".into(), state.attempt.answered_by.clone().into());
+        fields.insert("metadata".into(), state.attempt.metadata.clone());
+    }
 }
 
 /// Applies deferred events in the order they happened; returns the jobs enqueued.

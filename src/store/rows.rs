@@ -53,7 +53,8 @@ pub(crate) fn corrupt(col: &str, value: &str) -> StoreError {
 }
 
 pub(crate) const CAMPAIGN_COLS: &str = "k.id AS k_id, k.name AS k_name, k.max_attempts AS k_max_attempts, \
-     k.retry_interval_minutes AS k_retry_interval_minutes, k.created_at AS k_created_at";
+     k.retry_interval_minutes AS k_retry_interval_minutes, k.created_at AS k_created_at, \
+     k.amd_mode AS k_amd_mode, k.amd_wait_timeout_ms AS k_amd_wait_timeout_ms";
 
 pub(crate) const CONTACT_COLS: &str =
     "c.id AS c_id, c.campaign_id AS c_campaign_id, c.phone_number AS c_phone_number, \
@@ -82,6 +83,8 @@ pub(crate) fn campaign(r: &impl RowExt) -> StoreResult<Campaign> {
         max_attempts: r.int("k_max_attempts")?,
         retry_interval_minutes: r.int("k_retry_interval_minutes")?,
         created_at: r.ts("k_created_at")?,
+        amd_mode: r.parsed("k_amd_mode")?,
+        amd_wait_timeout_ms: r.int("k_amd_wait_timeout_ms")?,
     })
 }
 

@@ -92,13 +92,15 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
-        let (max_attempts, interval) = new.validated()?;
+        let (max_attempts, interval, amd_wait_timeout_ms) = new.validated()?;
         let campaign = Campaign {
             id: Uuid::new_v4(),
             name: new.name.trim().to_owned(),
             max_attempts,
             retry_interval_minutes: interval,
             created_at: self.clock.now(),
+            amd_mode: new.amd_mode.unwrap_or(crate::domain::AmdMode::Off),
+            amd_wait_timeout_ms,
         };
         contacts::insert_campaign::<D>(&mut *self.conn().await?, &campaign).await?;
         Ok(campaign)

@@ -9,7 +9,7 @@ use super::dialect::Dialect;
 use super::flow::{AttemptKey, Loaded, TxOps};
 use super::sql::{attempts, contacts, events, outbox};
 use super::StoreResult;
-use crate::domain::{Attempt, CallEvent, Campaign, Contact, Disposition, NewJob, Provider};
+use crate::domain::{Attempt, CallEvent, Campaign, Contact, Disposition, JobChange, NewJob, Provider};
 
 pub(crate) struct Tx<D: sqlx::Database> {
     tx: sqlx::Transaction<'static, D>,
@@ -103,6 +103,11 @@ impl<D: Dialect> TxOps for Tx<D> {
     async fn insert_job(&mut self, job: &NewJob) -> StoreResult<()> {
         let now = self.now;
         outbox::insert::<D>(self.conn(), job, now).await
+    }
+
+    async fn change_job(&mut self, change: &JobChange) -> StoreResult<usize> {
+        let now = self.now;
+        outbox::change::<D>(self.conn(), change, now).await
     }
 
     async fn commit(self) -> StoreResult<()> {

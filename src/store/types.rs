@@ -25,14 +25,28 @@ pub struct NewCampaign {
     pub max_attempts: Option<i32>,
     #[serde(default)]
     pub retry_interval_minutes: Option<i32>,
+    /// `off` (default): start the dialogue on the answer; `wait`: hold it for the
+    /// answering-machine verdict, at most `amd_wait_timeout_ms` (SPEC §12).
+    #[serde(default)]
+    pub amd_mode: Option<crate::domain::AmdMode>,
+    /// 0–60,000; default 4,000.
+    #[serde(default)]
+    pub amd_wait_timeout_ms: Option<i32>,
 }
 
 impl NewCampaign {
     pub fn named(name: impl Into<String>) -> Self {
-        NewCampaign { name: name.into(), max_attempts: None, retry_interval_minutes: None }
+        NewCampaign {
+            name: name.into(),
+            max_attempts: None,
+            retry_interval_minutes: None,
+            amd_mode: None,
+            amd_wait_timeout_ms: None,
+        }
     }
 
-    pub(crate) fn validated(&self) -> Result<(i32, i32), StoreError> {
+    /// `(max_attempts, retry_interval_minutes, amd_wait_timeout_ms)`, defaults applied.
+    pub(crate) fn validated(&self) -> Result<(i32, i32, i32), StoreError> {
         let max_attempts = self.max_attempts.unwrap_or(3);
         let interval = self.retry_interval_minutes.unwrap_or(60);
         let name = self.name.trim();
@@ -49,7 +63,11 @@ impl NewCampaign {
                 "retry_interval_minutes must be 0–{MAX_RETRY_INTERVAL_MINUTES} (30 days), got {interval}"
             )));
         }
-        Ok((max_attempts, interval))
+        let amd_wait = self.amd_wait_timeout_ms.unwrap_or(4000);
+        if !(0..=60_000).contains(&amd_wait) {
+            return Err(StoreError::Invalid(format!("amd_wait_timeout_ms must be 0–60000, got {amd_wait}")));
+        }
+        Ok((max_attempts, interval, amd_wait))
     }
 }
 

@@ -82,6 +82,8 @@ pub(crate) async fn insert_campaign<D: Dialect>(conn: &mut D::Connection, k: &Ca
         ("max_attempts", k.max_attempts.into()),
         ("retry_interval_minutes", k.retry_interval_minutes.into()),
         ("created_at", k.created_at.into()),
+        ("amd_mode", k.amd_mode.as_str().into()),
+        ("amd_wait_timeout_ms", k.amd_wait_timeout_ms.into()),
     ];
     let sql = insert_sql("campaigns", &row, 1);
     execute::<D>(conn, &sql, values(row)).await?;

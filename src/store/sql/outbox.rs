@@ -7,37 +7,98 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{execute, fetch_all, params};
-use crate::domain::NewJob;
+use crate::domain::{JobChange, NewJob};
 use crate::store::dialect::{Arg, Dialect};
 use crate::store::lease::{self, Lease, RELEASE};
 use crate::store::rows::{self, RowExt, OUTBOX_COLS};
 use crate::store::types::{OutboxJob, OutboxStats};
 use crate::store::StoreResult;
 
-/// Enqueues a job, due now, unless one with its idempotency key exists.
+/// Enqueues a job, due now or after its delay, unless one with its idempotency
+/// key exists.
 pub(crate) async fn insert<D: Dialect>(
     conn: &mut D::Connection,
     job: &NewJob,
     created_at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let now = D::NOW;
+    let due = match job.delay {
+        Some(_) => D::now_plus_ms("$6"),
+        None => D::NOW.to_owned(),
+    };
     let insert = format!(
         "INSERT INTO outbox (id, kind, idempotency_key, payload, status, attempts, next_run_at, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, {now}, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING"
+         updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, {due}, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING"
     );
-    let sql = match D::NOTIFY_JOB_INSERT {
-        Some((before, after)) => format!("{before}{insert}{after}"),
-        None => insert,
-    };
-    let args = [
+    let mut args = vec![
         Uuid::new_v4().into(),
         job.kind.as_str().into(),
         (&job.idempotency_key).into(),
         (&job.payload).into(),
         created_at.into(),
     ];
-    execute::<D>(conn, &sql, args).await?;
+    if let Some(delay) = job.delay {
+        args.push(delay.num_milliseconds().into());
+    }
+    execute::<D>(conn, &announced::<D>(insert), args).await?;
     Ok(())
+}
+
+/// `statement` (an `INSERT` or `UPDATE` of jobs), announcing the jobs it touched to
+/// other replicas' dispatchers where the backend can.
+fn announced<D: Dialect>(statement: String) -> String {
+    match D::NOTIFY_JOB_INSERT {
+        Some((before, after)) => format!("{before}{statement}{after}"),
+        None => statement,
+    }
+}
+
+/// Applies a [`JobChange`] to a pending job; returns how many jobs became
+/// deliverable (to wake the dispatcher).
+pub(crate) async fn change<D: Dialect>(
+    conn: &mut D::Connection,
+    change: &JobChange,
+    created_at: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let now = D::NOW;
+    match change {
+        JobChange::DueNow { idempotency_key } => {
+            let update = format!(
+                "UPDATE outbox SET next_run_at = {now}, updated_at = {now} \
+                 WHERE idempotency_key = $1 AND status = 'pending' AND next_run_at > {now}"
+            );
+            let made_due = execute::<D>(conn, &announced::<D>(update), [idempotency_key.into()]).await?;
+            Ok(usize::try_from(made_due).unwrap_or(0))
+        }
+        JobChange::Expire { idempotency_key, reason } => {
+            expire::<D>(conn, idempotency_key, reason).await?;
+            Ok(0)
+        }
+        JobChange::Withdraw { idempotency_key, reason, undo } => {
+            if expire::<D>(conn, idempotency_key, reason).await? {
+                return Ok(0);
+            }
+            // Not pending (or held by a dispatcher): delivered, or being delivered.
+            let sql = "SELECT status FROM outbox WHERE idempotency_key = $1";
+            let rows = fetch_all::<D>(conn, sql, [idempotency_key.into()]).await?;
+            let status = rows.first().map(|r| r.text("status")).transpose()?;
+            if matches!(status.as_deref(), Some("done" | "pending")) {
+                insert::<D>(conn, undo, created_at).await?;
+                return Ok(1);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Expires a pending job no dispatcher holds; `true` when it did.
+async fn expire<D: Dialect>(conn: &mut D::Connection, idempotency_key: &str, reason: &str) -> StoreResult<bool> {
+    let sql = format!(
+        "UPDATE outbox SET status = 'expired', last_error = $2, {RELEASE}, updated_at = {now} \
+         WHERE idempotency_key = $1 AND status = 'pending' AND {free}",
+        now = D::NOW,
+        free = lease::is_free::<D>(),
+    );
+    Ok(execute::<D>(conn, &sql, [idempotency_key.into(), reason.into()]).await? == 1)
 }
 
 /// Leases up to `limit` due jobs for `lease_ms`; each claim counts as an attempt.
