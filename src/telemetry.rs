@@ -18,6 +18,8 @@ pub const HTTP_DURATION: &str = "callhook_http_request_duration_seconds";
 pub const DISPATCH: &str = "callhook_outbox_dispatch_total";
 /// Time from a job's commit to its delivery, by `sink` and `kind`.
 pub const DISPATCH_LAG: &str = "callhook_outbox_commit_to_delivery_seconds";
+/// Time from a call's answer to its `dialogue.start` delivered, by `sink`.
+pub const ANSWER_TO_DIALOGUE: &str = "callhook_answer_to_dialogue_start_seconds";
 /// Faults that are neither bad input nor an outage (a 500), by `source`.
 pub const INTERNAL_ERRORS: &str = "callhook_internal_errors_total";
 /// Deliveries whose task panicked, by `sink` and `kind` (the job is retried when its lease ends).

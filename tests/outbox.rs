@@ -147,6 +147,9 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
     let name = own_name(&store, "http-probe-sqlite", "http-probe-postgres");
     let labels = [("sink", name), ("kind", "dialogue.start"), ("result", "delivered")];
     let lag = [("sink", name), ("kind", "dialogue.start")];
+    let waited = [("sink", name)];
+    let answer_to_start = || series("callhook_answer_to_dialogue_start_seconds_count", &waited);
+    let waited_before = answer_to_start();
     let before = (
         series("callhook_outbox_dispatch_total", &labels),
         series("callhook_outbox_commit_to_delivery_seconds_count", &lag),
@@ -171,6 +174,7 @@ async fn http_sink_delivers_signed_jobs_once_and_marks_them_done(store: Arc<dyn 
         series("callhook_outbox_commit_to_delivery_seconds_count", &lag),
     );
     assert_eq!(after, (before.0 + 1.0, before.1 + 1.0), "one delivery counted, one commit-to-delivery observation");
+    assert_eq!(answer_to_start(), waited_before + 1.0, "the answer-to-dialogue wait observed");
 }
 
 async fn failing_receiver_gets_the_job_once_it_recovers(store: Arc<dyn Store>) {
