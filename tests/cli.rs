@@ -30,12 +30,15 @@ fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {
                 .unwrap_or_else(|| panic!("{provider}: no line with {needle:?} in\n{out}"))
                 .to_owned()
         };
-        assert!(line("Signed callbacks sent").contains("2 deferred, 2 duplicate, 1 ignored (stale)"), "{out}");
+        assert!(line("Signed callbacks sent").contains("2 deferred, 2 duplicate, 2 ignored (stale)"), "{out}");
         assert!(line("carol   +1").contains("not_reached"), "{out}");
         assert!(line("erin    +1").contains("pending"), "{out}");
         assert!(line("bob     +1").contains("refused"), "{out}");
-        assert_eq!(out.lines().filter(|l| l.trim_start().starts_with("dialogue.start")).count(), 4, "{out}");
-        assert!(line("Outbox:").contains("9 delivered, 0 pending, 0 dead; receiver rejected 0"), "{out}");
+        assert_eq!(out.lines().filter(|l| l.trim_start().starts_with("dialogue.start")).count(), 5, "{out}");
+        // Grace's voicemail: started on the answer, cancelled by the later machine verdict.
+        assert!(line("dialogue.cancel").contains("grace"), "{out}");
+        assert!(line("grace   +1").contains("pending") && line("grace   +1").contains("no_answer"), "{out}");
+        assert!(line("Outbox:").contains("11 delivered, 0 pending, 0 dead; receiver rejected 0"), "{out}");
     }
     let (ok, _, err) = callhook(&["demo", "--provider", "acme"]);
     assert!(!ok && err.contains("unknown provider"), "{err}");

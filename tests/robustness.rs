@@ -137,6 +137,9 @@ struct Spec {
     required: &'static [&'static str],
     /// Optional fields that become part of the provider status (so of the dedupe key).
     bounded: &'static [&'static str],
+    /// A required field another may stand in for: Twilio's asynchronous
+    /// answering-machine verdict has `AnsweredBy` and no `CallStatus`.
+    instead: &'static [(&'static str, &'static str)],
     /// Fields made unique per case (`<fixture value>-<suffix>`), so cases sharing a
     /// store never collide.
     unique: &'static [&'static str],
@@ -210,7 +213,8 @@ static TWILIO: Spec = Spec {
     fields: TWILIO_FIELDS,
     id: "CallSid",
     required: &["CallSid", "CallStatus"],
-    bounded: &[],
+    bounded: &["AnsweredBy"],
+    instead: &[("CallStatus", "AnsweredBy")],
     unique: &["CallSid"],
     words: TWILIO_WORDS,
 };
@@ -222,7 +226,8 @@ static SIGNALWIRE: Spec = Spec {
     fields: TWILIO_FIELDS,
     id: "CallSid",
     required: &["CallSid", "CallStatus"],
-    bounded: &[],
+    bounded: &["AnsweredBy"],
+    instead: &[("CallStatus", "AnsweredBy")],
     unique: &["CallSid"],
     words: TWILIO_WORDS,
 };
@@ -256,6 +261,7 @@ static PLIVO: Spec = Spec {
     id: "CallUUID",
     required: &["CallUUID", "CallStatus"],
     bounded: &[],
+    instead: &[],
     unique: &["CallUUID"],
     words: &[
         (
@@ -306,6 +312,7 @@ static VONAGE: Spec = Spec {
     id: "uuid",
     required: &["uuid", "status"],
     bounded: &[],
+    instead: &[],
     unique: &["uuid"],
     words: &[
         (
@@ -361,6 +368,7 @@ static TELNYX: Spec = Spec {
     id: "data.payload.call_control_id",
     required: &["data.id", "data.event_type", "data.payload.call_control_id"],
     bounded: &["data.payload.hangup_cause"],
+    instead: &[],
     unique: &["data.id", "data.payload.call_control_id"],
     words: &[
         (
@@ -1259,6 +1267,12 @@ fn model_fields(spec: &Spec, body: &[u8]) -> Option<(Value, BTreeMap<&'static st
     }
 }
 
+/// A required field is missing, and no field that may stand in for it is there.
+fn missing(spec: &Spec, fields: &BTreeMap<&'static str, Option<String>>, field: &str) -> bool {
+    fields[field].is_none()
+        && !spec.instead.iter().any(|(f, alt)| *f == field && fields.get(alt).is_some_and(Option::is_some))
+}
+
 // ---------------------------------------------------------------------------------
 // Running the cases.
 // ---------------------------------------------------------------------------------
@@ -1411,7 +1425,7 @@ async fn run_case(
             let len = |fields: &BTreeMap<&str, Option<String>>, f: &str| fields[f].as_deref().map_or(0, str::len);
             match &model {
                 None => Expect::Reject,
-                Some((_, fields)) if spec.required.iter().any(|f| fields[f].is_none()) => Expect::Reject,
+                Some((_, fields)) if spec.required.iter().any(|f| missing(spec, fields, f)) => Expect::Reject,
                 // Neither store can hold some values alike; the webhook refuses them.
                 Some((payload, _)) if has_nul(payload) => Expect::Reject,
                 Some((_, fields)) if spec.required.iter().any(|f| len(fields, f) > MAX_DEDUPE_KEY_BYTES) => {

@@ -134,12 +134,39 @@ impl Client {
         if !code.is_success() {
             bail!("callback {event} for {provider_call_id} answered {code}: {body}");
         }
+        self.count(&body);
+        Ok(())
+    }
+
+    /// The answering-machine verdict, as the provider reports it after the answer:
+    /// Twilio's and SignalWire's `AsyncAmdStatusCallback` (no `CallStatus`), the
+    /// others' detection events.
+    async fn verdict(&mut self, url: &str, call: &str, answered_by: &str) -> anyhow::Result<()> {
+        if !matches!(self.provider, Provider::Twilio | Provider::SignalWire) {
+            return self.callback(url, call, EventType::Answered, Some(answered_by), None).await;
+        }
+        let body = format!(
+            "CallSid={}-{call}&AccountSid=AC0000&AnsweredBy={answered_by}&MachineDetectionDuration=1830",
+            self.provider
+        );
+        let form = "application/x-www-form-urlencoded";
+        let signed = self.signer.sign(self.provider, url, form, body.into_bytes(), chrono::Utc::now().timestamp());
+        let res = signed.post(&self.http, url).send().await?;
+        let (code, body): (_, Value) = (res.status(), res.json().await.unwrap_or(Value::Null));
+        if !code.is_success() {
+            bail!("verdict for {call} answered {code}: {body}");
+        }
+        self.count(&body);
+        Ok(())
+    }
+
+    /// Tallies one callback's answer (`processed`, `ignored (stale)`, …).
+    fn count(&mut self, body: &Value) {
         let word = body["status"].as_str().unwrap_or("?").to_owned();
         let word =
             if word == "ignored" { format!("ignored ({})", body["reason"].as_str().unwrap_or("?")) } else { word };
         *self.tally.entry(word).or_default() += 1;
         self.sent += 1;
-        Ok(())
     }
 
     async fn outcome(&self, call_id: &str, outcome: &str) -> anyhow::Result<()> {
@@ -194,7 +221,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0}))
         .await?;
     c.campaign_id = campaign["id"].as_str().context("campaign id")?.to_owned();
-    let names = play(&mut c).await?;
+    let names = play(&mut c, &orchestrator).await?;
 
     // Wait for the dispatcher to drain the outbox into the orchestrator.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -206,7 +233,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The scenario; returns (contact id, name) in order.
-async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
+async fn play(c: &mut Client, orchestrator: &Orchestrator) -> anyhow::Result<Vec<(String, String)>> {
     use EventType::*;
     let mut names = Vec::new();
     let mut contact = |id: String, name: &str| {
@@ -220,6 +247,7 @@ async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     c.callback(&url, "alice-1", Initiated, None, None).await?;
     c.callback(&url, "alice-1", Ringing, None, None).await?;
     c.callback(&url, "alice-1", Answered, Some("human"), None).await?;
+    talk(orchestrator, &alice).await;
     c.callback(&url, "alice-1", Completed, None, Some(94)).await?;
     c.outcome(&call, "completed").await?;
 
@@ -230,6 +258,7 @@ async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     c.callback(&url, "bob-1", NoAnswer, None, None).await?;
     let (call, url) = c.register(&bob, None).await?;
     c.callback(&url, "bob-2", Answered, None, None).await?;
+    talk(orchestrator, &bob).await;
     c.callback(&url, "bob-2", Completed, None, Some(31)).await?;
     c.outcome(&call, "refused").await?;
 
@@ -243,10 +272,12 @@ async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     // Dave's callbacks arrive duplicated and out of order.
     let dave = contact(c.add_contact("+14155550104", "dave").await?, "dave");
     let (call, url) = c.register(&dave, None).await?;
-    for (event, duration) in
-        [(Answered, None), (Answered, None), (Initiated, None), (Completed, Some(48)), (Completed, Some(48))]
-    {
+    for (event, duration) in [(Answered, None), (Answered, None), (Initiated, None)] {
         c.callback(&url, "dave-1", event, None, duration).await?;
+    }
+    talk(orchestrator, &dave).await;
+    for _ in 0..2 {
+        c.callback(&url, "dave-1", Completed, None, Some(48)).await?;
     }
     c.outcome(&call, "completed").await?;
 
@@ -265,9 +296,36 @@ async fn play(c: &mut Client) -> anyhow::Result<Vec<(String, String)>> {
     c.callback(&early, "frank-1", Initiated, None, None).await?;
     c.callback(&early, "frank-1", Answered, None, None).await?;
     let (call, _) = c.register(&frank, Some("frank-1")).await?;
+    talk(orchestrator, &frank).await;
     c.callback(&early, "frank-1", Completed, None, Some(60)).await?;
     c.outcome(&call, "completed").await?;
+
+    // Grace's voicemail answers; the dialogue starts at once (the campaign's
+    // amd_mode is `off`), then the asynchronous machine verdict cancels it.
+    let grace = contact(c.add_contact("+14155550107", "grace").await?, "grace");
+    let (_, url) = c.register(&grace, None).await?;
+    c.callback(&url, "grace-1", Answered, None, None).await?;
+    talk(orchestrator, &grace).await;
+    c.verdict(&url, "grace-1", "machine_end_beep").await?;
+    c.callback(&url, "grace-1", Completed, None, Some(24)).await?;
     Ok(names)
+}
+
+/// Waits until the orchestrator has the contact's `dialogue.start`: the person
+/// talks with the survey before the call ends (a call that ends first never
+/// starts its dialogue).
+async fn talk(orchestrator: &Orchestrator, contact_id: &str) {
+    let started = |o: &Orchestrator| {
+        o.jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, j)| j["type"] == "dialogue.start" && j["data"]["contact_id"] == contact_id)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !started(orchestrator) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn report(

@@ -139,7 +139,13 @@ pub fn parse(verified: Verified<Fields>, received_at: DateTime<Utc>) -> Result<C
     };
     Ok(CallEvent {
         provider: Provider::Plivo,
-        dedupe_key: format!("plivo:{uuid}:{status}"),
+        // The machine-detection callback (`machine_detection_url`: `Machine` on an
+        // in-progress call) is an event of its own beside the answer's, although
+        // both carry `CallStatus=in-progress`.
+        dedupe_key: match (&answered_by, event_type) {
+            (Some(verdict), Some(EventType::Answered)) => format!("plivo:{uuid}:amd:{verdict}"),
+            _ => format!("plivo:{uuid}:{status}"),
+        },
         event_type,
         provider_status: status,
         provider_call_id: uuid,

@@ -288,8 +288,8 @@ pub fn parse_scheme(
     if call_sid.len() > 128 || call_sid.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(WebhookError::InvalidField { field: "CallSid", reason: "not a call identifier".into() });
     }
-    let call_status = form::non_empty(fields, "CallStatus").map(str::trim).filter(|s| !s.is_empty());
-    let answered_by = form::non_empty(fields, "AnsweredBy").map(str::trim).filter(|s| !s.is_empty());
+    let call_status = form::non_empty(fields, "CallStatus").map(str::trim);
+    let answered_by = form::non_empty(fields, "AnsweredBy").map(str::trim);
     // The asynchronous answering-machine verdict (`AsyncAmdStatusCallback`) has no
     // `CallStatus`: it is the answer's verdict, an `answered` event of its own, keyed
     // by its value so a redelivery is a duplicate and a contradicting one is stale.
