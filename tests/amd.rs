@@ -146,6 +146,7 @@ async fn wait_mode_starts_nothing_for_a_machine(store: Arc<dyn Store>) {
     send(&app, verdict(&call_id, "CA5", "machine_end_silence")).await;
     assert_eq!(jobs(&store, "dialogue.start").await[0].0, "expired");
     assert!(jobs(&store, "dialogue.cancel").await.is_empty());
+    assert_eq!(store.outbox_stats().await.unwrap().dialogue_never_started, 0, "a machine is not a human left waiting");
     send(&app, callback_with(&call_id, "CA5", "completed", &[("CallDuration", "31")])).await;
     let contact = store.contact(contact_id).await.unwrap().unwrap();
     assert_eq!((contact.state, contact.last_outcome), (ContactState::Pending, Some(Outcome::NoAnswer)));

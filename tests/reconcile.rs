@@ -247,6 +247,7 @@ async fn a_dialogue_start_held_when_its_call_ended_expires_after_its_lease(store
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pass = reconciler(&store, &fake, chrono::Duration::zero()).pass().await.unwrap();
     assert_eq!(pass.expired_starts, 1);
+    assert_eq!(store.outbox_stats().await.unwrap().dialogue_never_started, 1, "a human never reached by the dialogue");
     let jobs = store.outbox(10).await.unwrap();
     assert_eq!((jobs[0].kind.as_str(), jobs[0].status.as_str()), ("dialogue.start", "expired"));
     assert!(store.claim_jobs(10, Duration::from_secs(30)).await.unwrap().jobs.is_empty(), "never delivered");

@@ -203,6 +203,9 @@ pub struct OutboxStats {
     pub pending: i64,
     pub dead: i64,
     pub done: i64,
+    /// Answered human calls whose `dialogue.start` was never delivered (expired
+    /// because the call ended first, or dead).
+    pub dialogue_never_started: i64,
     pub oldest_pending_at: Option<DateTime<Utc>>,
 }
 

@@ -173,6 +173,8 @@ pub(crate) async fn stats<D: Dialect>(conn: &mut D::Connection) -> StoreResult<O
     let sql = "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
                COUNT(*) FILTER (WHERE status = 'dead') AS dead, \
                COUNT(*) FILTER (WHERE status = 'done') AS done, \
+               COUNT(*) FILTER (WHERE kind = 'dialogue.start' AND status IN ('expired', 'dead') \
+                   AND (last_error IS NULL OR last_error <> 'answered by a machine')) AS never_started, \
                MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest FROM outbox";
     let rows = fetch_all::<D>(conn, sql, []).await?;
     let row = rows.first().ok_or_else(|| crate::store::StoreError::Internal("outbox stats returned no row".into()))?;
@@ -180,6 +182,7 @@ pub(crate) async fn stats<D: Dialect>(conn: &mut D::Connection) -> StoreResult<O
         pending: row.opt_i64("pending")?.unwrap_or(0),
         dead: row.opt_i64("dead")?.unwrap_or(0),
         done: row.opt_i64("done")?.unwrap_or(0),
+        dialogue_never_started: row.opt_i64("never_started")?.unwrap_or(0),
         oldest_pending_at: row.opt_ts("oldest")?,
     })
 }
