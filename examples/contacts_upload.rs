@@ -1,8 +1,9 @@
 //! Bulk contact upload: `cargo run --release --example contacts_upload [N]` uploads N
-//! contacts (default 100,000) to one campaign through `Store::add_contacts` — the
-//! store side of `POST /api/v1/campaigns/{id}/contacts` — on PostgreSQL
-//! (`CALLHOOK_BENCH_DATABASE_URL`, default the local test database, in a scratch
-//! schema) and on a SQLite file, and prints the time each took.
+//! contacts (default 100,000) to one campaign, through `Store::add_contacts` on
+//! PostgreSQL (`CALLHOOK_BENCH_DATABASE_URL`, default the local test database, in a
+//! scratch schema) and on a SQLite file, then as one
+//! `POST /api/v1/campaigns/{id}/contacts` request to the service on PostgreSQL, and
+//! prints the time each took.
 
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let pg = PgStore::from_pool(pool.clone());
     pg.migrate().await?;
     report("postgres", n, &pg, contacts()).await?;
+    over_http(&url, &schema, n).await?;
     pool.close().await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await?;
 
@@ -35,6 +37,48 @@ async fn main() -> anyhow::Result<()> {
     report("sqlite", n, &sqlite, contacts()).await?;
     std::fs::remove_dir_all(dir)?;
     Ok(())
+}
+
+/// The same upload as one admin API request to `callhook serve` on PostgreSQL.
+async fn over_http(url: &str, schema: &str, n: usize) -> anyhow::Result<()> {
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        serve: callhook::config::ServeArgs,
+    }
+    let db = format!("{url}?options=-c%20search_path%3D{schema}");
+    let args = <Serve as clap::Parser>::try_parse_from([
+        "serve".to_owned(),
+        format!("--database-url={db}"),
+        "--admin-tokens=bench".to_owned(),
+        "--no-dispatcher".to_owned(),
+        "--no-reconciler".to_owned(),
+    ])?
+    .serve;
+    let store = callhook::store::connect(&db, 4).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = callhook::cli::start(&args, store, listener).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let campaign: serde_json::Value =
+        http.post(format!("{base}/api/v1/campaigns")).bearer_auth("bench").json(&serde_json::json!({"name": "http"})).send().await?.json().await?;
+    let contacts: Vec<serde_json::Value> =
+        (0..n).map(|i| serde_json::json!({"phone_number": format!("+1415{i:07}")})).collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "contacts": contacts }))?;
+    let bytes = body.len();
+    let started = Instant::now();
+    let res = http
+        .post(format!("{base}/api/v1/campaigns/{}/contacts", campaign["id"].as_str().unwrap_or_default()))
+        .bearer_auth("bench")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = res.status();
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(status.is_success(), "upload answered {status}: {}", res.text().await?);
+    println!("http     {n} contacts in one request ({:.1} MiB) in {secs:.2} s", bytes as f64 / 1048576.0);
+    running.stop().await
 }
 
 async fn report(backend: &str, n: usize, store: &dyn Store, contacts: Vec<NewContact>) -> anyhow::Result<()> {
