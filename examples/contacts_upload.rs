@@ -60,8 +60,14 @@ async fn over_http(url: &str, schema: &str, n: usize) -> anyhow::Result<()> {
     let running = callhook::cli::start(&args, store, listener).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
-    let campaign: serde_json::Value =
-        http.post(format!("{base}/api/v1/campaigns")).bearer_auth("bench").json(&serde_json::json!({"name": "http"})).send().await?.json().await?;
+    let campaign: serde_json::Value = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth("bench")
+        .json(&serde_json::json!({"name": "http"}))
+        .send()
+        .await?
+        .json()
+        .await?;
     let contacts: Vec<serde_json::Value> =
         (0..n).map(|i| serde_json::json!({"phone_number": format!("+1415{i:07}")})).collect();
     let body = serde_json::to_vec(&serde_json::json!({ "contacts": contacts }))?;

@@ -19,6 +19,9 @@ use crate::providers::Providers;
 use crate::secret::Secret;
 use crate::store::Store;
 
+mod server;
+pub use server::ServerArgs;
+
 #[derive(Debug, Parser)]
 #[command(name = "callhook", version, about = "Telephony call-status webhooks, recorded exactly once.")]
 pub struct Cli {
@@ -243,6 +246,8 @@ pub struct ServeArgs {
     pub outbox: OutboxArgs,
     #[command(flatten)]
     pub reconcile: crate::reconcile::ReconcileArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Connection overrides appended to Twilio status-callback URLs: up to 5
     /// retries on connection failures, timeouts and 5xx within Twilio's 15 s
     /// (Twilio's default is one retry, on connection failure only). Empty: none.
@@ -305,10 +310,12 @@ pub struct ServeArgs {
     /// Largest accepted webhook body, in bytes.
     #[arg(long, env = "CALLHOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
-    /// Requests taking longer are answered 408 (and roll back).
+    /// Handlers taking longer (from taking a processing slot) are answered 408 (and
+    /// roll back).
     #[arg(long, env = "CALLHOOK_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
-    /// Requests handled at once; more wait for a free slot.
+    /// Requests processed at once, over the whole service; more wait briefly for a
+    /// slot (CALLHOOK_QUEUE_TIMEOUT_MS), then get 503.
     #[arg(long, env = "CALLHOOK_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 }
@@ -349,6 +356,16 @@ impl ServeArgs {
             }
         }
         problems.extend(self.reconcile.problems());
+        problems.extend(self.server.problems());
+        let ranges = [
+            ("CALLHOOK_MAX_BODY_BYTES", self.max_body_bytes as u64, 1024..=16 * 1024 * 1024),
+            ("CALLHOOK_REQUEST_TIMEOUT_SECS", self.request_timeout_secs, 1..=3600),
+            ("CALLHOOK_MAX_CONCURRENT_REQUESTS", self.max_concurrent_requests as u64, 1..=1_000_000),
+        ];
+        problems.extend(ranges.into_iter().filter_map(|(name, v, range)| server::out_of_range(name, v, range)));
+        if self.server.metrics_listen == Some(self.listen) {
+            problems.push("CALLHOOK_METRICS_LISTEN must differ from CALLHOOK_LISTEN".into());
+        }
         if self.outbox.lease_secs_below_timeout() {
             problems.push(
                 "outbox_lease_secs must exceed sink_http_timeout_secs, or a slow delivery could be claimed twice"
@@ -382,6 +399,9 @@ impl ServeArgs {
         Limits {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_concurrent_requests: self.max_concurrent_requests,
+            queue_timeout: Duration::from_millis(self.server.queue_timeout_ms),
+            body_read_timeout: Duration::from_secs(self.server.body_read_timeout_secs),
+            max_admin_body_bytes: self.server.max_admin_body_bytes,
         }
     }
 }
@@ -405,6 +425,35 @@ mod tests {
         assert!(!args.insecure_skip_signature_verification);
         assert_eq!(args.default_provider, Provider::Twilio);
         assert_eq!(args.max_body_bytes, 65536);
+        assert!(args.problems().is_empty(), "{:?}", args.problems());
+    }
+
+    #[test]
+    fn connection_limits_are_checked_for_range() {
+        let cli = Cli::try_parse_from([
+            "callhook",
+            "serve",
+            "--header-read-timeout-secs=0",
+            "--max-connections=0",
+            "--queue-timeout-ms=60001",
+            "--max-concurrent-requests=0",
+            "--listen=127.0.0.1:9000",
+            "--metrics-listen=127.0.0.1:9000",
+            "--metrics-token=",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let problems = args.problems().join("\n");
+        for name in [
+            "CALLHOOK_HEADER_READ_TIMEOUT_SECS must be between 1 and 300, got 0",
+            "CALLHOOK_MAX_CONNECTIONS",
+            "CALLHOOK_QUEUE_TIMEOUT_MS",
+            "CALLHOOK_MAX_CONCURRENT_REQUESTS",
+            "CALLHOOK_METRICS_LISTEN must differ",
+            "CALLHOOK_METRICS_TOKEN is set but empty",
+        ] {
+            assert!(problems.contains(name), "{name} in {problems}");
+        }
     }
 
     #[test]

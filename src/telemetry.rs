@@ -12,7 +12,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const WEBHOOKS: &str = "callhook_webhooks_total";
 /// Signature checks that failed, by `provider` and `reason`.
 pub const SIGNATURE_FAILURES: &str = "callhook_signature_failures_total";
-/// Request latency by `route`, `method` and `status`.
+/// Request latency by `route` (a template or `unmatched`), `method` (see
+/// [`method_label`]) and `status`.
 pub const HTTP_DURATION: &str = "callhook_http_request_duration_seconds";
 /// Outbox deliveries by `sink`, `kind` and `result` (delivered, retried, dead).
 pub const DISPATCH: &str = "callhook_outbox_dispatch_total";
@@ -49,12 +50,47 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-pub fn observe_http(route: String, method: String, status: u16, elapsed: Duration) {
+// Label values never come from the client: every one is a `&'static str` from a
+// closed set (routes are templates, providers and event types are enums), so an
+// attacker cannot grow the number of series.
+
+/// The method as a label: the standard ones, else `other` (hyper accepts any
+/// token as a method, so the raw one would be a client-chosen label).
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+pub fn observe_http(route: String, method: &'static str, status: u16, elapsed: Duration) {
     metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method, "status" => status.to_string())
         .record(elapsed.as_secs_f64());
 }
 
-pub fn count_webhook(provider: &'static str, event_type: &str, outcome: &'static str) {
-    metrics::counter!(WEBHOOKS, "provider" => provider, "event_type" => event_type.to_owned(), "outcome" => outcome)
+/// `event_type` is an [`EventType`](crate::domain::EventType)'s name, `""` for a
+/// rejected callback or `unrecognised`: never the provider's raw status.
+pub fn count_webhook(provider: crate::domain::Provider, event_type: &'static str, outcome: &'static str) {
+    metrics::counter!(WEBHOOKS, "provider" => provider.as_str(), "event_type" => event_type, "outcome" => outcome)
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn methods_map_to_a_closed_set() {
+        let label = |m: &str| super::method_label(&http::Method::from_bytes(m.as_bytes()).unwrap());
+        assert_eq!(label("GET"), "GET");
+        assert_eq!(label("OPTIONS"), "OPTIONS");
+        assert_eq!(label("get"), "other", "methods are case-sensitive");
+        assert_eq!(label("CONNECT"), "other");
+        assert_eq!(label(&"X".repeat(8192)), "other");
+    }
 }

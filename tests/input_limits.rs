@@ -41,6 +41,10 @@ async fn admin_inputs_are_bounded_and_refused_before_any_write(store: Arc<dyn St
     ] {
         refused(send(&app, post("/api/v1/campaigns", body)).await, name);
     }
+    refused(send(&app, post("/api/v1/campaigns", json!({"name": "ok", "max_attempts": 2.5}))).await, "a fraction");
+    // JSON has one number type: a whole number may be written 4.0.
+    let (code, body) = send(&app, post("/api/v1/campaigns", json!({"name": "ok", "max_attempts": 4.0}))).await;
+    assert_eq!((code, body["max_attempts"].as_i64()), (StatusCode::CREATED, Some(4)), "{body}");
     let campaign = campaign(&store, 3).await;
     let contacts = format!("/api/v1/campaigns/{}/contacts", campaign.id);
     for (name, body) in [
@@ -66,6 +70,7 @@ async fn admin_inputs_are_bounded_and_refused_before_any_write(store: Arc<dyn St
     assert_eq!((unchanged.attempts_count, unchanged.state.as_str()), (0, "pending"), "nothing was written");
     // Within the bounds, all is accepted.
     let (code, body) =
-        send(&app, post("/api/v1/calls", json!({"contact_id": contact.id, "call_id": "ok-1", "metadata": {"n": 1}}))).await;
+        send(&app, post("/api/v1/calls", json!({"contact_id": contact.id, "call_id": "ok-1", "metadata": {"n": 1}})))
+            .await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
 }

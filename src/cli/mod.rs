@@ -38,19 +38,25 @@ pub async fn migrate(args: &DatabaseArgs) -> anyhow::Result<()> {
 /// A service started by [`start`]: the HTTP server and the outbox dispatcher.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `CALLHOOK_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     dispatcher: Option<JoinHandle<()>>,
     reconciler: Option<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, drains in-flight requests, then lets the dispatcher finish
-    /// its round and stop.
+    /// Stops accepting, drains in-flight requests (for the shutdown grace period at
+    /// most), then lets the dispatcher finish its round and stop.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.server.await??;
+        if let Some(metrics_server) = self.metrics_server {
+            metrics_server.await??;
+        }
         if let Some(dispatcher) = self.dispatcher {
             dispatcher.await?;
         }
@@ -99,18 +105,38 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
     } else {
         Some(tokio::spawn(reconciler(args, store.clone())?.run(shutdown_rx.clone())))
     };
-    let app = crate::http::router(state, args.limits());
+    let (limits, metrics) = (args.limits(), args.server.metrics_access());
+    let metrics_listener = match args.server.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr}"))?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let app = crate::http::router_with(state.clone(), &limits, &metrics);
+    let server = spawn_server(listener, app, args, &shutdown_rx);
+    let (metrics_addr, metrics_server) = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let app = crate::http::metrics_router(state, &limits, &metrics);
+            tracing::info!(%addr, "serving /metrics on its own listener");
+            (Some(addr), Some(spawn_server(listener, app, args, &shutdown_rx)))
+        }
+        None => (None, None),
+    };
     tracing::info!(%addr, store = store.backend(), "callhook ready");
-    Ok(Running { addr, store, shutdown, server, dispatcher, reconciler })
+    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler })
+}
+
+fn spawn_server(
+    listener: TcpListener,
+    app: axum::Router,
+    args: &ServeArgs,
+    shutdown: &watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let mut stop = shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::spawn(crate::http::server::serve(listener, app, args.server.connection_limits(), stopped))
 }
 
 /// The reconciler `serve` and `reconcile` run, with a REST client per provider

@@ -1,5 +1,10 @@
 //! The admin API (SPEC §6) under `/api/v1`, behind a bearer token: campaigns,
 //! contacts, call registration, call detail and the dialogue's outcome.
+//!
+//! Each handler's annotation lists its own answers; `openapi.rs` adds the ones every
+//! admin operation shares (401; the shared layers' 400, 408, 413, 414, 415, 431; the
+//! store's 500 and 503), the error schema of every error response, and the input
+//! limits the store enforces.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +22,8 @@ use super::{ApiError, AppState};
 use crate::domain::{Attempt, Campaign, Contact, Outcome, Provider};
 use crate::store::{NewAttempt, NewCampaign, NewContact, StoredEvent};
 
-/// Refuses requests without a configured bearer token (401).
+/// Refuses requests without a configured bearer token (401); the `Bearer` scheme is
+/// matched case-insensitively (RFC 9110 §11.1).
 pub async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if app.admin_tokens.is_empty() {
         return Err(ApiError::new(
@@ -26,14 +32,12 @@ pub async fn require_token(State(app): State<AppState>, request: Request, next: 
             "the admin API is disabled: set CALLHOOK_ADMIN_TOKENS",
         ));
     }
-    let presented = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let ok =
-        app.admin_tokens.iter().fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(presented.as_bytes())));
+    let presented = super::extract::bearer_token(request.headers()).unwrap_or("");
+    let ok = !presented.is_empty()
+        && app
+            .admin_tokens
+            .iter()
+            .fold(false, |ok, t| ok | bool::from(t.expose().as_bytes().ct_eq(presented.as_bytes())));
     if !ok {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token"));
     }
@@ -66,7 +70,7 @@ pub struct RegisterCall {
     #[serde(default)]
     pub provider_call_id: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
@@ -100,8 +104,12 @@ pub struct OutcomeRecorded {
     pub contact: Contact,
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns", request_body = NewCampaign, security(("bearer" = [])),
-    responses((status = 201, body = Campaign), (status = 400, description = "invalid campaign")))]
+/// Creates a campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "admin", request_body = NewCampaign, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "the campaign", body = Campaign),
+        (status = 400, description = "malformed JSON, or a field out of bounds (`invalid_request`)"),
+    ))]
 pub async fn create_campaign(
     State(app): State<AppState>,
     ApiJson(new): ApiJson<NewCampaign>,
@@ -109,9 +117,14 @@ pub async fn create_campaign(
     Ok((StatusCode::CREATED, Json(app.store.create_campaign(new).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", request_body = AddContacts, security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "campaign id")),
-    responses((status = 201, body = ContactList), (status = 400, description = "a phone number is not E.164"), (status = 404)))]
+/// Adds contacts to a campaign: all of them, or none when one is invalid.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", tag = "admin", request_body = AddContacts,
+    security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")),
+    responses(
+        (status = 201, description = "the contacts, in the order given", body = ContactList),
+        (status = 400, description = "malformed JSON or id, or a contact out of bounds (e.g. a phone number not E.164)"),
+        (status = 404, description = "no such campaign"),
+    ))]
 pub async fn add_contacts(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
@@ -121,8 +134,14 @@ pub async fn add_contacts(
     Ok((StatusCode::CREATED, Json(ContactList { contacts })))
 }
 
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "contact id")), responses((status = 200, body = Contact), (status = 404)))]
+/// A contact's state.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "contact id")),
+    responses(
+        (status = 200, description = "the contact", body = Contact),
+        (status = 400, description = "the id is not a UUID (`invalid_path`)"),
+        (status = 404, description = "no such contact"),
+    ))]
 pub async fn get_contact(State(app): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Contact>, ApiError> {
     let contact = app.store.contact(id).await?;
     contact
@@ -130,9 +149,14 @@ pub async fn get_contact(State(app): State<AppState>, ApiPath(id): ApiPath<Uuid>
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("contact `{id}` not found")))
 }
 
-#[utoipa::path(post, path = "/api/v1/calls", request_body = RegisterCall, security(("bearer" = [])),
-    responses((status = 201, body = RegisteredCall), (status = 404, description = "unknown contact"),
-              (status = 409, description = "contact not dialable, or call_id taken")))]
+/// Registers a call attempt: the dialer's step before (or right after) dialling.
+#[utoipa::path(post, path = "/api/v1/calls", tag = "admin", request_body = RegisterCall, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "the attempt, and the callback URL to give the provider", body = RegisteredCall),
+        (status = 400, description = "malformed JSON, a field out of bounds (`invalid_request`), or no `Host` to build the URL from"),
+        (status = 404, description = "no such contact"),
+        (status = 409, description = "the contact may not be called now, is not in `campaign_id`, or `call_id` is taken"),
+    ))]
 pub async fn register_call(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -168,8 +192,14 @@ pub async fn register_call(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/calls/{call_id}", security(("bearer" = [])),
-    params(("call_id" = String, Path)), responses((status = 200, body = CallDetail), (status = 404)))]
+/// A call attempt and every callback stored for it.
+#[utoipa::path(get, path = "/api/v1/calls/{call_id}", tag = "admin", security(("bearer" = [])),
+    params(("call_id" = String, Path)),
+    responses(
+        (status = 200, description = "the attempt and its events, in arrival order", body = CallDetail),
+        (status = 400, description = "the call id is not valid UTF-8 once percent-decoded (`invalid_path`)"),
+        (status = 404, description = "no such call"),
+    ))]
 pub async fn get_call(
     State(app): State<AppState>,
     ApiPath(call_id): ApiPath<String>,
@@ -183,10 +213,16 @@ pub async fn get_call(
     Ok(Json(CallDetail { attempt, events }))
 }
 
-#[utoipa::path(post, path = "/api/v1/calls/{call_id}/outcome", request_body = DialogueOutcome, security(("bearer" = [])),
-    params(("call_id" = String, Path)),
-    responses((status = 200, body = OutcomeRecorded), (status = 400, description = "not completed/refused"),
-              (status = 404), (status = 409, description = "never answered, or another outcome already recorded")))]
+/// The dialogue's verdict: sets the call's outcome and the contact's state. Repeating
+/// the same verdict changes nothing.
+#[utoipa::path(post, path = "/api/v1/calls/{call_id}/outcome", tag = "admin", request_body = DialogueOutcome,
+    security(("bearer" = [])), params(("call_id" = String, Path)),
+    responses(
+        (status = 200, description = "the attempt and the contact", body = OutcomeRecorded),
+        (status = 400, description = "malformed JSON or call id, or not `completed`/`refused`"),
+        (status = 404, description = "no such call"),
+        (status = 409, description = "the call was never answered, or has another outcome already"),
+    ))]
 pub async fn record_outcome(
     State(app): State<AppState>,
     ApiPath(call_id): ApiPath<String>,

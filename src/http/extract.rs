@@ -1,10 +1,11 @@
 //! Extractors whose rejections are [`ApiError`]s, so a bad JSON body or path
-//! parameter gets the same `{"error": …}` body as every other failure.
+//! parameter gets the same `{"error": …}` body as every other failure; and the
+//! bearer credentials of a request.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
@@ -21,6 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 let code = match &rejection {
                     JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
                     JsonRejection::JsonDataError(_) => "invalid_request",
+                    _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                     _ => "malformed_body",
                 };
                 let status = match rejection.status() {
@@ -46,5 +48,29 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             .map_err(|rejection: PathRejection| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
             })
+    }
+}
+
+/// The credentials of `Authorization: Bearer <token>`. The scheme is matched
+/// case-insensitively (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_matches(' ')).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let headers = |v: &str| HeaderMap::from_iter([(header::AUTHORIZATION, v.parse().unwrap())]);
+        for v in ["Bearer tok", "bearer tok", "BEARER  tok", "bEaReR tok "] {
+            assert_eq!(bearer_token(&headers(v)), Some("tok"), "{v}");
+        }
+        for v in ["Basic tok", "Bearertok", "Bearer ", "tok"] {
+            assert_eq!(bearer_token(&headers(v)), None, "{v}");
+        }
     }
 }

@@ -1,10 +1,17 @@
 //! Liveness and readiness probes, and Prometheus metrics.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
+use crate::secret::Secret;
 
 /// The process is up.
 pub async fn healthz() -> Json<Value> {
@@ -35,4 +42,17 @@ pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoRe
         metrics::gauge!(STRANDED_CONTACTS).set(stats.stranded_contacts as f64);
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+}
+
+/// With `CALLHOOK_METRICS_TOKEN`, a scrape must present it as a bearer token (401).
+pub async fn require_metrics_token(
+    State(token): State<Arc<Secret>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = super::extract::bearer_token(request.headers()).unwrap_or("");
+    if !bool::from(token.expose().as_bytes().ct_eq(presented.as_bytes())) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid metrics bearer token"));
+    }
+    Ok(next.run(request).await)
 }

@@ -1,25 +1,26 @@
-//! The thin HTTP layer: routing, request limits and tracing. Handlers turn requests
-//! into calls on [`Providers`] and [`Store`] and their results into JSON.
+//! The thin HTTP layer: routing, request limits (`limits.rs`), the server and its
+//! connection limits ([`server`]) and tracing. Handlers turn requests into calls on
+//! [`Providers`] and [`Store`] and their results into JSON.
 
 mod admin;
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod openapi;
+pub mod server;
 mod webhook;
+mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use admin::{CallDetail, RegisteredCall};
-pub use error::ApiError;
+pub use error::{clip_message, ApiError};
+pub use limits::{Limits, MAX_REQUEST_ID_CHARS, MAX_URI_BYTES};
 pub use openapi::ApiDoc;
 pub use webhook::ExternalUrl;
 
@@ -43,21 +44,24 @@ pub struct AppState {
     pub timeouts: crate::domain::stranded::Timeouts,
 }
 
-pub struct Limits {
-    pub request_timeout: Duration,
-    /// Requests handled at once; more wait for a slot (and for the timeout).
-    pub max_concurrent_requests: usize,
+/// Where `GET /metrics` is served and who may read it.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    /// Served on a listener of its own (`CALLHOOK_METRICS_LISTEN`): the main
+    /// router answers 404 for it.
+    pub separate_listener: bool,
+    /// A bearer token every scrape must present (`CALLHOOK_METRICS_TOKEN`).
+    pub token: Option<Secret>,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { request_timeout: Duration::from_secs(10), max_concurrent_requests: 1024 }
-    }
-}
-
+/// The service's routes, `/metrics` included and open.
 pub fn router(state: AppState, limits: Limits) -> Router {
+    router_with(state, &limits, &MetricsAccess::default())
+}
+
+/// The service's routes, with `/metrics` as `metrics` says.
+pub fn router_with(state: AppState, limits: &Limits, metrics: &MetricsAccess) -> Router {
     crate::telemetry::prometheus();
-    let request_id = HeaderName::from_static("x-request-id");
     let admin = Router::new()
         .route("/campaigns", post(admin::create_campaign))
         .route("/campaigns/{id}/contacts", post(admin::add_contacts))
@@ -66,39 +70,59 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/calls/{call_id}", get(admin::get_call))
         .route("/calls/{call_id}/outcome", post(admin::record_outcome))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
-    Router::new()
+    let mut app = Router::new()
         .route("/webhooks/telephony/events", post(webhook::default_provider))
         .route("/webhooks/telephony/{provider}/events", post(webhook::named_provider))
         .nest("/api/v1", admin)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json));
+    if !metrics.separate_listener {
+        app = app.route("/metrics", metrics_route(metrics));
+    }
+    let max_body_bytes = state.max_body_bytes;
+    let app = app.method_not_allowed_fallback(method_not_allowed).fallback(not_found).with_state(state);
+    limits::wrap(app, limits, max_body_bytes)
+}
+
+/// `GET /metrics` alone, for its own listener.
+pub fn metrics_router(state: AppState, limits: &Limits, metrics: &MetricsAccess) -> Router {
+    crate::telemetry::prometheus();
+    let max_body_bytes = state.max_body_bytes;
+    let app = Router::new()
+        .route("/metrics", metrics_route(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(record_latency))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)))
-        .layer(TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state);
+    limits::wrap(app, limits, max_body_bytes)
+}
+
+fn metrics_route(metrics: &MetricsAccess) -> axum::routing::MethodRouter<AppState> {
+    let route = get(health::metrics);
+    match &metrics.token {
+        Some(token) => route
+            .route_layer(axum::middleware::from_fn_with_state(Arc::new(token.clone()), health::require_metrics_token)),
+        None => route,
+    }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let message = format!("`{}` is not allowed on `{}`; see the Allow header", method.as_str(), uri.path());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for `{}`", uri.path()))
 }
 
 /// Records every request's latency under its route template (not its raw path, so
-/// call ids never become label values).
+/// call ids never become label values) and its method mapped to a closed set.
 async fn record_latency(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+    let method = crate::telemetry::method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     crate::telemetry::observe_http(route, method, response.status().as_u16(), started.elapsed());

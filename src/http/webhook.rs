@@ -74,18 +74,6 @@ pub async fn default_provider(
     receive(app, provider, uri, headers, body).await
 }
 
-/// OpenAPI description of the webhook endpoint (the handler reads the raw body, so
-/// its shape is documented here rather than derived).
-#[utoipa::path(post, path = "/webhooks/telephony/{provider}/events",
-    params(("provider" = crate::domain::Provider, Path),
-           ("call_id" = Option<String>, Query, description = "call attempt; covered by the signature"),
-           ("campaign_id" = Option<uuid::Uuid>, Query), ("contact_id" = Option<uuid::Uuid>, Query)),
-    request_body(content_type = "application/x-www-form-urlencoded", description = "the provider's callback, signed"),
-    responses((status = 200, description = "processed, duplicate or ignored"), (status = 202, description = "deferred"),
-              (status = 400), (status = 403), (status = 409), (status = 413), (status = 415), (status = 503)))]
-#[allow(dead_code)]
-pub(crate) fn named_provider_doc() {}
-
 pub async fn named_provider(
     State(app): State<AppState>,
     Path(provider): Path<String>,
@@ -121,8 +109,8 @@ async fn receive(
         let request = InboundRequest { url, headers, body };
 
         let event = app.providers.handle(provider, request, Utc::now()).map_err(|e| {
-            tracing::warn!(error = %e, "callback rejected");
-            telemetry::count_webhook(provider.as_str(), "", "rejected");
+            tracing::warn!(error = %super::clip_message(&e.to_string()), "callback rejected");
+            telemetry::count_webhook(provider, "", "rejected");
             if let Some(reason) = signature_failure(&e) {
                 metrics::counter!(telemetry::SIGNATURE_FAILURES, "provider" => provider.as_str(), "reason" => reason)
                     .increment(1);
@@ -131,13 +119,13 @@ async fn receive(
         })?;
         let event_type = event.event_type.map(|t| t.as_str());
         let span = tracing::Span::current();
-        span.record("event_type", event_type.unwrap_or(event.provider_status.as_str()));
+        span.record("event_type", &*super::error::clip(event_type.unwrap_or(&event.provider_status), 64));
         if let Some(call_id) = &event.call_id {
             span.record("call_id", call_id.as_str());
         }
 
         let recorded = app.store.record_event(&event).await.inspect_err(|_| {
-            telemetry::count_webhook(provider.as_str(), event_type.unwrap_or(""), "rejected");
+            telemetry::count_webhook(provider, event_type.unwrap_or(""), "rejected");
         })?;
         let call_id = recorded.call_id.as_deref();
         tracing::info!(outcome = ?recorded.outcome, call_id, "callback recorded");
@@ -147,7 +135,7 @@ async fn receive(
             RecordOutcome::Stale | RecordOutcome::Ignored => "ignored",
             RecordOutcome::Deferred => "deferred",
         };
-        telemetry::count_webhook(provider.as_str(), event_type.unwrap_or("unrecognised"), outcome);
+        telemetry::count_webhook(provider, event_type.unwrap_or("unrecognised"), outcome);
         let (status, body) = match recorded.outcome {
             RecordOutcome::Applied => {
                 (StatusCode::OK, json!({"status": "processed", "call_id": call_id, "event_type": event_type}))
@@ -176,7 +164,9 @@ async fn receive(
     .await
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.
+/// The whole body, refusing more than `limit` bytes (413). In the service the body
+/// is already in memory (read under this limit and the body-read timeout before a
+/// processing slot was taken, see `limits.rs`), so this only takes the bytes.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request body exceeds {limit} bytes"))

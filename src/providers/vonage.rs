@@ -39,7 +39,9 @@ pub fn verify(
     let body = decode_body(&request)?;
     let token = request
         .header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The auth scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+        .map(|(_, token)| token.trim())
         .ok_or(WebhookError::MissingSignature("authorization"))?;
     if config.signature_secrets.is_empty() {
         return Err(WebhookError::NotConfigured(Provider::Vonage));

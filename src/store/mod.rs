@@ -32,8 +32,8 @@ pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     Claimed, ClaimedAttempts, Cutoffs, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Quiet,
-    ReconcileStats, RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent, MAX_EXTERNAL_ID_CHARS,
-    MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_RETRY_INTERVAL_MINUTES,
+    ReconcileStats, RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent,
+    MAX_AMD_WAIT_TIMEOUT_MS, MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_RETRY_INTERVAL_MINUTES,
 };
 
 #[async_trait]

@@ -9,28 +9,41 @@ use super::StoreError;
 use crate::domain::stranded::Timeouts;
 use crate::domain::{Attempt, Contact, Disposition, EventSource, Provider};
 
+/// An optional whole number that may be written `4` or `4.0` (JSON has one number
+/// type; JSON Schema's `integer` includes `4.0`), within `i32`.
+fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9e15).map(|f| f as i64));
+    whole
+        .and_then(|v| i32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}")))
+}
+
 /// Longest campaign name.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest contact `external_id`.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 /// Longest retry interval: 30 days.
 pub const MAX_RETRY_INTERVAL_MINUTES: i32 = 43_200;
+/// Longest `amd_wait_timeout_ms` (`wait` mode): one minute.
+pub const MAX_AMD_WAIT_TIMEOUT_MS: i32 = 60_000;
 /// Largest registration `metadata`, serialised.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewCampaign {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_i32")]
     pub max_attempts: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_i32")]
     pub retry_interval_minutes: Option<i32>,
     /// `off` (default): start the dialogue on the answer; `wait`: hold it for the
     /// answering-machine verdict, at most `amd_wait_timeout_ms` (SPEC §12).
     #[serde(default)]
     pub amd_mode: Option<crate::domain::AmdMode>,
     /// 0–60,000; default 4,000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_i32")]
     pub amd_wait_timeout_ms: Option<i32>,
 }
 
@@ -64,8 +77,10 @@ impl NewCampaign {
             )));
         }
         let amd_wait = self.amd_wait_timeout_ms.unwrap_or(4000);
-        if !(0..=60_000).contains(&amd_wait) {
-            return Err(StoreError::Invalid(format!("amd_wait_timeout_ms must be 0–60000, got {amd_wait}")));
+        if !(0..=MAX_AMD_WAIT_TIMEOUT_MS).contains(&amd_wait) {
+            return Err(StoreError::Invalid(format!(
+                "amd_wait_timeout_ms must be 0–{MAX_AMD_WAIT_TIMEOUT_MS}, got {amd_wait}"
+            )));
         }
         Ok((max_attempts, interval, amd_wait))
     }
