@@ -35,6 +35,8 @@ pub const RECONCILE_AWAITING: &str = "callhook_reconcile_awaiting";
 pub const STRANDED_CONTACTS: &str = "callhook_stranded_contacts";
 pub const OUTBOX_PENDING: &str = "callhook_outbox_pending";
 pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
+/// Answered human calls whose `dialogue.start` was never delivered (SPEC §12).
+pub const DIALOGUE_NEVER_STARTED: &str = "callhook_dialogue_never_started";
 pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";
 
 /// The process's recorder, installed on first use.

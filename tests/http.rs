@@ -304,6 +304,8 @@ async fn metrics_count_webhooks_signature_failures_latency_and_outbox() {
     }
     assert!(!text.contains(&call_id) && !text.contains("pl-metrics"), "call ids never become labels");
     assert_eq!(series_value(&text, "callhook_outbox_pending", &[]), Some(1.0), "the dialogue.start job: {text}");
+    assert_eq!(series_value(&text, "callhook_dialogue_never_started", &[]), Some(0.0), "{text}");
+    assert_eq!(series_value(&text, "callhook_stranded_contacts", &[]), Some(0.0), "{text}");
     let age = series_value(&text, "callhook_outbox_oldest_pending_age_seconds", &[]);
     assert!(age.is_some_and(|v| (0.0..60.0).contains(&v)), "{text}");
 }

@@ -32,6 +32,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoRe
     if let Ok(stats) = app.store.outbox_stats().await {
         metrics::gauge!(OUTBOX_PENDING).set(stats.pending as f64);
         metrics::gauge!(OUTBOX_DEAD).set(stats.dead as f64);
+        metrics::gauge!(DIALOGUE_NEVER_STARTED).set(stats.dialogue_never_started as f64);
         let age =
             stats.oldest_pending_at.map_or(0.0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         metrics::gauge!(OUTBOX_OLDEST_AGE).set(age);
