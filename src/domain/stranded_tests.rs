@@ -3,28 +3,14 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::test_fixtures::{attempt, contact, t, POLICY};
-use crate::domain::{decide, CallEvent, EventType, JobKind, Provider};
+use crate::domain::test_fixtures::{self as fixtures, attempt, contact, t, POLICY};
+use crate::domain::{decide, CallEvent, EventType, JobKind};
 
 fn event(event_type: EventType, at: i64, duration: Option<i32>, answered_by: Option<&str>) -> CallEvent {
     CallEvent {
-        provider: Provider::Twilio,
-        dedupe_key: format!("twilio:CA1:{event_type}"),
-        event_type: Some(event_type),
-        provider_status: event_type.as_str().trim_start_matches("call.").into(),
-        provider_call_id: "CA1".into(),
-        call_id: Some("call-1".into()),
-        campaign_id: None,
-        contact_id: None,
-        sequence_number: None,
-        occurred_at: Some(t(at)),
-        received_at: t(at + 1),
         duration_seconds: duration,
         answered_by: answered_by.map(str::to_owned),
-        error_code: None,
-        error_message: None,
-        payload: serde_json::json!({}),
-        source: crate::domain::EventSource::Callback,
+        ..fixtures::event(event_type, at)
     }
 }
 

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
-use super::{AmdMode, AmdPolicy, Attempt, CallStatus, Contact, ContactState, Provider, RetryPolicy, Rules};
+use super::{
+    AmdMode, AmdPolicy, Attempt, CallEvent, CallStatus, Contact, ContactState, EventSource, EventType, Provider,
+    RetryPolicy, Rules,
+};
 
 pub const POLICY: Rules = Rules {
     retry: RetryPolicy { max_attempts: 3, retry_interval: Duration::minutes(60) },
@@ -53,5 +56,28 @@ pub fn contact(attempts_count: i32) -> Contact {
         do_not_call: false,
         created_at: t(0),
         updated_at: t(0),
+    }
+}
+
+/// A Twilio callback of `event_type` that happened at `t(at)` (a `completed` reports 42 s of talk).
+pub fn event(event_type: EventType, at: i64) -> CallEvent {
+    CallEvent {
+        provider: Provider::Twilio,
+        dedupe_key: format!("twilio:CA1:{event_type}"),
+        event_type: Some(event_type),
+        provider_status: event_type.as_str().trim_start_matches("call.").into(),
+        provider_call_id: "CA1".into(),
+        call_id: Some("call-1".into()),
+        campaign_id: None,
+        contact_id: None,
+        sequence_number: None,
+        occurred_at: Some(t(at)),
+        received_at: t(at + 1),
+        duration_seconds: matches!(event_type, EventType::Completed).then_some(42),
+        answered_by: None,
+        error_code: None,
+        error_message: None,
+        payload: serde_json::json!({}),
+        source: EventSource::Callback,
     }
 }

@@ -4,30 +4,7 @@ use chrono::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::test_fixtures::{attempt, contact, t, POLICY};
-use crate::domain::Provider;
-
-fn event(event_type: EventType, at: i64) -> CallEvent {
-    CallEvent {
-        provider: Provider::Twilio,
-        dedupe_key: format!("twilio:CA1:{event_type}"),
-        event_type: Some(event_type),
-        provider_status: event_type.as_str().trim_start_matches("call.").into(),
-        provider_call_id: "CA1".into(),
-        call_id: Some("call-1".into()),
-        campaign_id: None,
-        contact_id: None,
-        sequence_number: None,
-        occurred_at: Some(t(at)),
-        received_at: t(at + 1),
-        duration_seconds: matches!(event_type, EventType::Completed).then_some(42),
-        answered_by: None,
-        error_code: None,
-        error_message: None,
-        payload: serde_json::json!({}),
-        source: crate::domain::EventSource::Callback,
-    }
-}
+use crate::domain::test_fixtures::{attempt, contact, event, t, POLICY};
 
 /// Runs events through `decide`, applying each decision, as the store does.
 fn run(events: &[CallEvent], mut contact: Contact) -> (Attempt, Contact, Vec<NewJob>) {
