@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Signed-webhook test vectors for Telnyx and Vonage, judged by the providers' own SDK code.
+"""Signed-webhook test vectors for Telnyx, Vonage and Plivo, judged by the providers' own SDK code.
 
 callhook's Telnyx and Vonage verifiers were otherwise only tested against callhook's own
 simulator. This script signs the fixture bodies in tests/fixtures/ with ordinary
 libraries (PyNaCl for Ed25519, PyJWT for HS256), asks each provider's official Python SDK
 whether it accepts every vector at a fixed "now", and writes what the SDK said to
-tests/fixtures/sdk_vectors/{telnyx,vonage}.json. tests/sdk_vectors.rs replays the vectors
+tests/fixtures/sdk_vectors/{telnyx,vonage,plivo}.json. tests/sdk_vectors.rs replays the vectors
 through callhook at the same "now".
 
   SDK verifiers used:
@@ -17,11 +17,13 @@ through callhook at the same "now".
             future); it does not compare `payload_hash` with the body, which Vonage's
             docs ask the receiver to do, so the generator records that comparison
             separately as `payload_hash_matches`.
+    Plivo:  plivo.utils.signature_v3.validate_v3_signature(...), with the signatures made by
+            the same module's construct_post_url and get_signature_v3.
 
 Run it from the repository root (needs only PyPI packages; the output is deterministic):
 
     python3 -m venv /tmp/sdkvenv
-    /tmp/sdkvenv/bin/pip install telnyx vonage-jwt pyjwt pynacl
+    /tmp/sdkvenv/bin/pip install telnyx vonage-jwt pyjwt pynacl plivo
     /tmp/sdkvenv/bin/python scripts/sdk-vectors.py
 
 then review the diff of tests/fixtures/sdk_vectors/ and run `cargo test --test sdk_vectors`.
@@ -42,6 +44,7 @@ import nacl.signing
 import telnyx
 from telnyx.lib.webhook_verification import WebhookVerificationError, verify_webhook_signature
 import vonage_jwt
+from plivo.utils.signature_v3 import construct_post_url, get_signature_v3, validate_v3_signature
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -246,6 +249,10 @@ def vonage_vectors():
                       token(claims(completed, payload_hash=None))))
     out.append(vector("hs512_with_the_secret", "right secret, HS512 instead of HS256", completed,
                       token(claims(completed), alg="HS512")))
+    out.append(vector("valid_with_exp", "exp 15 min after now, as Vonage's own tokens have", completed,
+                      token(claims(completed, exp=now + 900))))
+    out.append(vector("expired_exp", "exp 10 min before now", completed, token(claims(completed, exp=now - 600))))
+    out.append(vector("future_nbf", "nbf 10 min after now", completed, token(claims(completed, nbf=now + 600))))
 
     for v in out:
         v["sdk_accepts"], v["sdk_says"] = vonage_sdk(v)
@@ -268,9 +275,63 @@ def vonage_vectors():
     }
 
 
+PLIVO_URL = "https://hooks.example.com/webhooks/telephony/plivo/events?call_id=c-1"
+PLIVO_TOKEN = "callhook-sdk-vectors-plivo-auth-token"
+PLIVO_NONCE = "05429567804466091622"
+
+
+def plivo_sign(body, token=PLIVO_TOKEN, nonce=PLIVO_NONCE, url=PLIVO_URL):
+    """The signature Plivo sends, computed with plivo-python's own V3 routines."""
+    from urllib.parse import parse_qsl
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    base = construct_post_url(url, params).decode("utf-8")
+    return get_signature_v3(token.encode("utf-8"), base, nonce.encode("utf-8")).decode("ascii")
+
+
+def plivo_vectors():
+    from urllib.parse import parse_qsl
+    answered = fixture("plivo_answered.form")
+    good = plivo_sign(answered)
+    bad = plivo_sign(answered, token="some-other-token")
+
+    def vector(name, description, body, signature, nonce=PLIVO_NONCE):
+        v = {"name": name, "description": description, "now": VONAGE_NOW, "url": PLIVO_URL,
+             "headers": {"content-type": "application/x-www-form-urlencoded",
+                         "x-plivo-signature-v3": signature, "x-plivo-signature-v3-nonce": nonce},
+             "body": body, "auth_token": PLIVO_TOKEN}
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        v["sdk_accepts"] = bool(validate_v3_signature("POST", PLIVO_URL, nonce, PLIVO_TOKEN, signature, params))
+        v["sdk_says"] = f"validate_v3_signature returned {v['sdk_accepts']}"
+        return v
+
+    tampered = answered.replace("CallStatus=in-progress", "CallStatus=completed")
+    assert tampered != answered
+    return {
+        "provider": "plivo",
+        "generator": "scripts/sdk-vectors.py",
+        "sdk": {
+            "package": "plivo",
+            "version": metadata.version("plivo"),
+            "verifier": "plivo.utils.signature_v3.validate_v3_signature('POST', url, nonce, auth_token,"
+                        " header, params); signatures made with its construct_post_url and get_signature_v3",
+        },
+        "vectors": [
+            vector("valid", "one signature over the URL, sorted POST params and nonce", answered, good),
+            vector("two_signatures", "another key's signature, then the right one: `bad,good`", answered,
+                   f"{bad},{good}"),
+            vector("two_signatures_with_space", "`bad, good`: a space after the comma", answered, f"{bad}, {good}"),
+            vector("wrong_token", "signed with another auth token", answered, bad),
+            vector("tampered_body", "CallStatus changed after signing", tampered, good),
+            vector("wrong_nonce", "the nonce header is not the one signed", answered, good,
+                   nonce="05429567804466091623"),
+        ],
+    }
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, doc in [("telnyx.json", telnyx_vectors()), ("vonage.json", vonage_vectors())]:
+    for name, doc in [("telnyx.json", telnyx_vectors()), ("vonage.json", vonage_vectors()),
+                      ("plivo.json", plivo_vectors())]:
         (OUT / name).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{OUT / name}:")
         for v in doc["vectors"]:

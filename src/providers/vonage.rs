@@ -25,6 +25,8 @@ pub struct VonageConfig {
 struct Claims {
     payload_hash: Option<String>,
     iat: Option<i64>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
 }
 
 pub fn decode_body(request: &InboundRequest) -> Result<Value, WebhookError> {
@@ -66,6 +68,13 @@ pub fn verify(
     let iat = claims.iat.ok_or_else(|| WebhookError::InvalidSignature("JWT has no iat claim".into()))?;
     if now.timestamp().abs_diff(iat) > TOLERANCE_SECS.unsigned_abs() {
         return Err(WebhookError::InvalidSignature(format!("JWT issued more than {TOLERANCE_SECS} s from now")));
+    }
+    // `exp` and `nbf`, as the SDK enforces them, with the same leeway for clocks.
+    if claims.exp.is_some_and(|exp| now.timestamp() > exp.saturating_add(TOLERANCE_SECS)) {
+        return Err(WebhookError::InvalidSignature("JWT has expired (exp)".into()));
+    }
+    if claims.nbf.is_some_and(|nbf| now.timestamp().saturating_add(TOLERANCE_SECS) < nbf) {
+        return Err(WebhookError::InvalidSignature("JWT is not valid yet (nbf)".into()));
     }
     let expected =
         claims.payload_hash.ok_or_else(|| WebhookError::InvalidSignature("JWT has no payload_hash".into()))?;
@@ -198,6 +207,32 @@ mod tests {
         assert!(matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains("iat")), "{result:?}");
         // The same token with `iat` put back verifies: only the missing claim was refused.
         assert!(verify(&config(), request(BODY, Some(sign(SECRET, &claims(BODY, now.timestamp())))), now).is_ok());
+    }
+
+    #[test]
+    fn enforces_exp_and_nbf_with_the_iat_leeway() {
+        let now = Utc::now();
+        let ts = now.timestamp();
+        let with = |claim: &str, value: i64| {
+            let mut c = claims(BODY, ts);
+            c.as_object_mut().unwrap().insert(claim.into(), value.into());
+            verify(&config(), request(BODY, Some(sign(SECRET, &c))), now)
+        };
+        for (claim, value, ok) in [
+            ("exp", ts + 900, true),
+            ("exp", ts - TOLERANCE_SECS, true),
+            ("exp", ts - TOLERANCE_SECS - 1, false),
+            ("exp", i64::MIN, false),
+            ("nbf", ts + TOLERANCE_SECS, true),
+            ("nbf", ts + TOLERANCE_SECS + 1, false),
+            ("nbf", i64::MAX, false),
+        ] {
+            let result = with(claim, value);
+            assert_eq!(result.is_ok(), ok, "{claim} = {value}: {result:?}");
+            if !ok {
+                assert!(matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains(claim)), "{result:?}");
+            }
+        }
     }
 
     #[test]
