@@ -186,6 +186,15 @@ pub struct OutboxArgs {
 }
 
 impl OutboxArgs {
+    /// The warning for the `log` sink, the default: fine for a demo, but in a
+    /// deployment every `dialogue.start` is then only logged and marked delivered.
+    pub fn log_sink_warning(&self) -> Option<&'static str> {
+        (self.sink == SinkKind::Log).then_some(
+            "sink = log: dialogue.start jobs are only logged and marked delivered — no dialogue orchestrator \
+             receives them. Set sink = http (CALLHOOK_SINK_HTTP_URL) or nats for a real deployment",
+        )
+    }
+
     pub fn lease_secs_below_timeout(&self) -> bool {
         self.sink == SinkKind::Http && self.outbox_lease_secs <= self.sink_http_timeout_secs
     }

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_) | Command::Config(_)));
+    if matches!(cli.command, Command::Calls(_) | Command::Outbox(_) | Command::Events(_) | Command::Config(_)) {
+        print_like_a_unix_tool();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -61,6 +64,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `callhook outbox list | head` must end quietly when `head` closes the pipe, as
+/// Unix tools do, instead of panicking in `println!`: the reports restore the
+/// default SIGPIPE action (Rust ignores it). Not for `serve`, whose sockets must
+/// never kill the process.
+fn print_like_a_unix_tool() {
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -84,6 +84,9 @@ async fn operator_commands_work_on_a_database_file() {
     let (ok, out, err) = callhook(&["calls", "show", &call_id, &db]);
     assert!(ok, "{err}");
     assert!(out.contains("answered") && out.contains("call.answered") && out.contains("applied"), "{out}");
+    let header = out.lines().find(|l| l.contains("received_at")).unwrap_or_default();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns, ["received_at", "event_type", "provider_status", "disposition", "source"], "{out}");
     let (ok, out, _) = callhook(&["calls", "show", "nope", &db]);
     assert!(!ok && out.is_empty());
 
@@ -382,4 +385,62 @@ async fn reconcile_from_the_command_line_asks_the_provider_and_marks_what_it_lea
     assert_eq!(fake.requests().len(), 2, "each call asked once");
     let (ok, _, err) = run(args(&["reconcile", "--call", "no-such-call"])).await.unwrap();
     assert!(!ok && err.contains("no-such-call"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_are_friendly_on_the_first_day() {
+    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Run from the wrong place: no empty database is created, and the file is named.
+    let missing = dir.join("missing.db");
+    let (ok, _, err) = callhook(&["outbox", "list", &format!("--database-url=sqlite://{}", missing.display())]);
+    assert!(!ok && err.contains("no database at") && err.contains("missing.db"), "{err}");
+    assert!(!missing.exists(), "a report must not create a database");
+
+    let url = format!("sqlite://{}", dir.join("ops.db").display());
+    let db = format!("--database-url={url}");
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+    let app = common::app(shared.clone());
+    let campaign = common::campaign(&shared, 3).await;
+    for i in 0..5 {
+        let contact = common::contact(&shared, &campaign).await;
+        let call = store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap().attempt.call_id;
+        common::send(&app, common::callback(&call, &format!("CA-day1-{i}"), "in-progress")).await;
+    }
+    // The oldest job dies; four stay pending.
+    let claimed = store.claim_jobs(1, std::time::Duration::from_secs(30)).await.unwrap();
+    store.fail_job(claimed.lease, claimed.jobs[0].id, "boom", None).await.unwrap();
+    let dead_id = claimed.jobs[0].id.to_string();
+    store.pool().close().await;
+
+    // The limit applies after the status filter.
+    let (ok, out, err) = callhook(&["outbox", "list", "--status", "dead", "--limit", "1", &db]);
+    assert!(ok && out.contains(&dead_id), "{out}{err}");
+    let (ok, out, _) = callhook(&["outbox", "list", "--status", "pending", "--limit", "2", &db]);
+    assert!(ok && out.lines().filter(|l| l.contains("dialogue.start")).count() == 2, "{out}");
+
+    // A retry that retries nothing fails.
+    let (ok, _, err) = callhook(&["outbox", "retry", &uuid::Uuid::new_v4().to_string(), &db]);
+    assert!(!ok && err.contains("could not be retried"), "{err}");
+
+    // A closed stdout ends the report quietly, as `| head` does.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .args(["outbox", "list", &db])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader went away before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+
+    // The default `log` sink is a loud warning outside the demo.
+    let (_, out, _) = callhook(&["config", "check", &db]);
+    assert!(out.contains("warning: sink = log"), "{out}");
+    std::fs::remove_dir_all(dir).ok();
 }

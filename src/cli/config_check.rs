@@ -52,6 +52,9 @@ pub fn config_check(args: &ServeArgs, matches: &ArgMatches, layer: &FileLayer) -
             db.split("://").next().unwrap_or(db)
         ));
     }
+    if let Some(w) = args.outbox.log_sink_warning() {
+        warnings.push(w.to_owned());
+    }
     if args.outbox.sink == SinkKind::Http {
         match &args.outbox.sink_http_url {
             None => errors.push("sink = http needs sink_http_url (CALLHOOK_SINK_HTTP_URL)".into()),

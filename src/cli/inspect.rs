@@ -4,11 +4,11 @@
 use anyhow::bail;
 use uuid::Uuid;
 
-use super::open;
+use super::open_existing;
 use crate::config::DatabaseArgs;
 
 pub async fn calls_show(db: &DatabaseArgs, call_id: &str, json: bool) -> anyhow::Result<()> {
-    let store = open(db).await?;
+    let store = open_existing(db).await?;
     let Some(attempt) = store.attempt(call_id).await? else { bail!("call `{call_id}` not found") };
     let events = store.events_for_call(call_id).await?;
     if json {
@@ -32,12 +32,12 @@ pub async fn calls_show(db: &DatabaseArgs, call_id: &str, json: bool) -> anyhow:
     );
     println!("  error         {} {}", opt(attempt.error_code.clone()), opt(attempt.error_message.clone()));
     println!("events:");
-    println!("  {:<32} {:<16} {:<14} {:<10} source", "received_at", "event_type", "provider", "disposition");
+    println!("  {:<32} {:<16} {:<18} {:<11} source", "received_at", "event_type", "provider_status", "disposition");
     for e in events {
         // A reconciled event is what the provider's API said, not a callback: marked.
         let source = if e.source == crate::domain::EventSource::Reconcile { "reconcile *" } else { e.source.as_str() };
         println!(
-            "  {:<32} {:<16} {:<14} {:<10} {source}",
+            "  {:<32} {:<16} {:<18} {:<11} {source}",
             e.received_at.to_rfc3339(),
             e.event_type.unwrap_or_else(|| "-".into()),
             e.provider_status,
@@ -53,7 +53,7 @@ pub async fn outbox_list(db: &DatabaseArgs, status: Option<&str>, limit: i64) ->
             bail!("--status must be pending, done, dead or expired, not `{s}`");
         }
     }
-    let store = open(db).await?;
+    let store = open_existing(db).await?;
     let stats = store.outbox_stats().await?;
     println!(
         "outbox: {} pending, {} done, {} dead; oldest pending since {}",
@@ -63,7 +63,11 @@ pub async fn outbox_list(db: &DatabaseArgs, status: Option<&str>, limit: i64) ->
         stats.oldest_pending_at.map_or("-".into(), |t| t.to_rfc3339())
     );
     println!("{:<36} {:<20} {:<8} {:>8}  last_error", "id", "kind", "status", "attempts");
-    for job in store.outbox(limit).await?.into_iter().filter(|j| status.is_none_or(|s| j.status == s)) {
+    let jobs = match status {
+        Some(s) => store.outbox_in(s, limit).await?,
+        None => store.outbox(limit).await?,
+    };
+    for job in jobs {
         println!(
             "{:<36} {:<20} {:<8} {:>8}  {}",
             job.id,
@@ -77,28 +81,33 @@ pub async fn outbox_list(db: &DatabaseArgs, status: Option<&str>, limit: i64) ->
 }
 
 pub async fn outbox_retry(db: &DatabaseArgs, ids: &[Uuid], all_dead: bool) -> anyhow::Result<()> {
-    let store = open(db).await?;
+    let store = open_existing(db).await?;
     let ids: Vec<Uuid> = if all_dead {
-        store.outbox(i64::MAX).await?.into_iter().filter(|j| j.status == "dead").map(|j| j.id).collect()
+        store.outbox_in("dead", i64::MAX).await?.into_iter().map(|j| j.id).collect()
     } else if ids.is_empty() {
         bail!("name job ids to retry, or pass --all-dead");
     } else {
         ids.to_vec()
     };
     let mut retried = 0;
+    let mut refused = 0;
     for id in &ids {
         if store.retry_job(*id).await? {
             retried += 1;
         } else {
-            eprintln!("job {id}: not found or already delivered");
+            eprintln!("job {id}: not retried (unknown, already delivered or expired, or being delivered now)");
+            refused += 1;
         }
     }
     println!("{retried} job(s) due again; a running dispatcher picks them up within its poll interval");
+    if refused > 0 {
+        bail!("{refused} of {} job(s) could not be retried", ids.len());
+    }
     Ok(())
 }
 
 pub async fn events_replay(db: &DatabaseArgs, limit: i64) -> anyhow::Result<()> {
-    let store = open(db).await?;
+    let store = open_existing(db).await?;
     let report = store.replay_deferred(limit).await?;
     // Only events whose call attempt exists are examined; the others wait for it.
     println!(

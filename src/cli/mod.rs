@@ -28,6 +28,38 @@ pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| "could not open the database (check DATABASE_URL)")
 }
 
+/// Opens the database an operator command (`calls`, `outbox`, `events`,
+/// `reconcile`) works on. Unlike `serve` and `migrate`, it never creates one: run
+/// from the wrong directory, it says which file it looked for instead of creating an
+/// empty database and failing on a missing table.
+pub async fn open_existing(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
+    let file = sqlite_file(&args.database_url);
+    if let Some(path) = &file {
+        if !path.exists() {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            anyhow::bail!(
+                "no database at {} (DATABASE_URL `{}`): run this where `callhook serve` keeps its database, \
+                 or set DATABASE_URL / --database-url",
+                shown.display(),
+                args.database_url
+            );
+        }
+    }
+    let store = open(args).await?;
+    if let Err(e) = store.outbox_stats().await {
+        let at = file.map_or_else(|| "this database".to_owned(), |p| p.display().to_string());
+        anyhow::bail!("{at} has no callhook schema ({e}): run `callhook migrate` first");
+    }
+    Ok(store)
+}
+
+/// The file a `sqlite:` URL names (`None` for `:memory:` and other backends).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
 pub async fn migrate(args: &DatabaseArgs) -> anyhow::Result<()> {
     let store = open(args).await?;
     store.migrate().await?;
@@ -96,6 +128,9 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
     let dispatcher = if args.outbox.no_dispatcher {
         None
     } else {
+        if let Some(w) = args.outbox.log_sink_warning() {
+            tracing::warn!("{w}");
+        }
         let sink = args.outbox.sink().await.context("configuring the outbox sink")?;
         let dispatcher = Dispatcher::new(store.clone(), sink, args.outbox.dispatcher_config());
         Some(tokio::spawn(dispatcher.run(shutdown_rx.clone())))
@@ -159,7 +194,7 @@ pub async fn reconcile(args: ReconcileCommandArgs) -> anyhow::Result<()> {
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
-    let store = open(&args.serve.database).await?;
+    let store = open_existing(&args.serve.database).await?;
     let reconciler = reconciler(&args.serve, store)?;
     if let Some(call_id) = &args.call {
         match reconciler.reconcile_call(call_id).await? {

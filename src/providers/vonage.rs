@@ -230,7 +230,10 @@ mod tests {
             let result = with(claim, value);
             assert_eq!(result.is_ok(), ok, "{claim} = {value}: {result:?}");
             if !ok {
-                assert!(matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains(claim)), "{result:?}");
+                assert!(
+                    matches!(result, Err(WebhookError::InvalidSignature(ref m)) if m.contains(claim)),
+                    "{result:?}"
+                );
             }
         }
     }

@@ -65,6 +65,8 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, limit: i64) -> StoreResult<Vec<StoredEvent>>;
     /// Outbox jobs, oldest first (bounded by `limit`).
     async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
+    /// The outbox jobs in `status`, oldest first (the limit applies after the filter).
+    async fn outbox_in(&self, status: &str, limit: i64) -> StoreResult<Vec<OutboxJob>>;
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 
     /// The dialogue's verdict (`completed`/`refused`) on an answered call: sets the

@@ -164,7 +164,11 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>> {
-        outbox::list::<D>(&mut *self.conn().await?, limit).await
+        outbox::list::<D>(&mut *self.conn().await?, None, limit).await
+    }
+
+    async fn outbox_in(&self, status: &str, limit: i64) -> StoreResult<Vec<OutboxJob>> {
+        outbox::list::<D>(&mut *self.conn().await?, Some(status), limit).await
     }
 
     async fn outbox_stats(&self) -> StoreResult<OutboxStats> {

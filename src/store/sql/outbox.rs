@@ -187,9 +187,14 @@ pub(crate) async fn stats<D: Dialect>(conn: &mut D::Connection) -> StoreResult<O
     })
 }
 
-/// Jobs, oldest first.
-pub(crate) async fn list<D: Dialect>(conn: &mut D::Connection, limit: i64) -> StoreResult<Vec<OutboxJob>> {
-    let sql = format!("SELECT {OUTBOX_COLS} FROM outbox ORDER BY created_at, id LIMIT $1");
-    let rows = fetch_all::<D>(conn, &sql, [limit.into()]).await?;
+/// Jobs, oldest first, only those in `status` when given (filtered before the limit).
+pub(crate) async fn list<D: Dialect>(
+    conn: &mut D::Connection,
+    status: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<OutboxJob>> {
+    let sql =
+        format!("SELECT {OUTBOX_COLS} FROM outbox WHERE ($2 IS NULL OR status = $2) ORDER BY created_at, id LIMIT $1");
+    let rows = fetch_all::<D>(conn, &sql, [limit.into(), status.into()]).await?;
     rows.iter().map(rows::outbox_job).collect()
 }
