@@ -63,6 +63,7 @@ on_both_stores!(
     realistic_fixtures_of_every_provider_drive_one_call_each,
     callbacks_correlate_by_provider_call_id,
     a_separate_machine_detection_event_counts_the_call_as_no_answer,
+    signalwire_json_call_states_drive_a_call,
 );
 
 async fn realistic_fixtures_of_every_provider_drive_one_call_each(store: Arc<dyn Store>) {
@@ -239,4 +240,49 @@ async fn expired_telnyx_and_vonage_signatures_are_403() {
             "{provider}: {body}"
         );
     }
+}
+
+/// SignalWire's RELAY `calling.call.state` callbacks: JSON signed with a hex HMAC-SHA1
+/// over the URL and the raw body, through the real router.
+async fn signalwire_json_call_states_drive_a_call(store: Arc<dyn Store>) {
+    let app = app(store.clone());
+    let (_, call_id) = register(&store, Provider::SignalWire, None).await;
+    let path = format!("/webhooks/telephony/signalwire/events?call_id={call_id}");
+    let url = format!("http://{HOST}{path}");
+    let key = signer().signalwire_key;
+    let request = |body: &str, signature: &str| {
+        Request::post(&path)
+            .header("host", HOST)
+            .header("content-type", JSON)
+            .header("x-signalwire-signature", signature)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let answered = fixture("signalwire_relay_answered.json").trim().to_owned();
+    let ended = fixture("signalwire_relay_ended.json").trim().to_owned();
+    let sign = |body: &str| callhook::providers::twilio::raw_body_signature(&key, &url, body.as_bytes());
+
+    let (code, body) = send(&app, request(&answered, &sign(&answered))).await;
+    assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("processed")), "{body}");
+    let (code, body) = send(&app, request(&answered, &sign(&answered))).await;
+    assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("duplicate")), "{body}");
+    let attempt = store.attempt(&call_id).await.unwrap().unwrap();
+    assert_eq!(
+        (attempt.status, attempt.provider_call_id.as_deref()),
+        (CallStatus::Answered, Some("3f1c2b7e-5a4d-4e8f-9b6a-2c1d0e9f8a7b"))
+    );
+
+    // Signed for another body, or not signed as SignalWire signs: refused.
+    let (code, _) = send(&app, request(&ended, &sign(&answered))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _) = send(&app, request(&ended, &sign(&ended).to_ascii_uppercase())).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+
+    let (code, body) = send(&app, request(&ended, &sign(&ended))).await;
+    assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("processed")), "{body}");
+    let attempt = store.attempt(&call_id).await.unwrap().unwrap();
+    assert!(attempt.ended_at.is_some(), "{attempt:?}");
+    let events = store.events_for_call(&call_id).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.provider == Provider::SignalWire));
 }

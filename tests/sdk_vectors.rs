@@ -9,6 +9,12 @@
 //! that Vonage's docs require of the receiver but `vonage-jwt` leaves out (recorded by the
 //! generator as `payload_hash_matches`). Where callhook deliberately differs from it, the
 //! vector is listed in [`DIVERGENCES`] with the reason; nothing else may differ.
+//!
+//! SignalWire's vectors (`signalwire.json`, from `scripts/sdk-vectors-signalwire.py`)
+//! carry two verdicts: the `signalwire` Python package's `RequestValidator` and the
+//! Node packages `@signalwire/compatibility-api` / `@signalwire/web-api`. The two
+//! disagree on a repeated form field's order (Python sorts the values, Node keeps
+//! arrival order), and callhook accepts what either official SDK accepts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +69,15 @@ const DIVERGENCES: &[Divergence] = &[
         refusal: "",
         why: "PyJWT refuses any iat in the future; callhook's ±300 s window tolerates a sender clock running ahead",
     },
+    Divergence {
+        provider: Provider::SignalWire,
+        vector: "json_flat_signed_as_form",
+        callhook_accepts: false,
+        refusal: "bodySHA256",
+        why: "both SDKs fall back to checking a JSON body's parsed fields as a form (a convenience for frameworks \
+              that hand over parsed bodies; the Python SDK raises on a nested value); SignalWire's JSON callbacks \
+              sign the raw body, and callhook keeps JSON under the raw-body or `bodySHA256` schemes only",
+    },
 ];
 
 #[derive(Debug, Deserialize)]
@@ -92,15 +107,19 @@ struct Vector {
     secret: Option<String>,
     /// Plivo: the auth token.
     auth_token: Option<String>,
+    /// SignalWire: the project signing key.
+    key: Option<String>,
     sdk_accepts: bool,
     sdk_says: String,
+    /// SignalWire: the Node SDK's verdict beside the Python one.
+    node_sdk_accepts: Option<bool>,
     /// Vonage: whether the JWT's `payload_hash` is the body's hex SHA-256.
     payload_hash_matches: Option<bool>,
 }
 
 impl Vector {
     fn reference_accepts(&self) -> bool {
-        self.sdk_accepts && self.payload_hash_matches.unwrap_or(true)
+        (self.sdk_accepts || self.node_sdk_accepts == Some(true)) && self.payload_hash_matches.unwrap_or(true)
     }
 
     fn providers(&self, provider: Provider) -> Providers {
@@ -114,6 +133,9 @@ impl Vector {
             }
             Provider::Plivo => {
                 p.plivo.auth_tokens = vec![Secret::new(self.auth_token.clone().expect("plivo vector has auth_token"))]
+            }
+            Provider::SignalWire => {
+                p.signalwire.auth_tokens = vec![Secret::new(self.key.clone().expect("signalwire vector has key"))]
             }
             other => panic!("no SDK vectors for {other}"),
         }
@@ -142,10 +164,15 @@ fn load(provider: Provider) -> VectorFile {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let file: VectorFile = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     assert_eq!(file.provider, provider.as_str(), "{path}");
-    assert_eq!(file.generator, "scripts/sdk-vectors.py", "{path}");
+    let expected_generator = match provider {
+        Provider::SignalWire => "scripts/sdk-vectors-signalwire.py",
+        _ => "scripts/sdk-vectors.py",
+    };
+    assert_eq!(file.generator, expected_generator, "{path}");
     let expected_package = match provider {
         Provider::Telnyx => "telnyx",
         Provider::Plivo => "plivo",
+        Provider::SignalWire => "signalwire",
         _ => "vonage-jwt",
     };
     assert_eq!(file.sdk.package, expected_package, "{path}");
@@ -210,6 +237,82 @@ fn callhook_accepts_exactly_the_plivo_vectors_the_plivo_sdk_accepts() {
 #[test]
 fn callhook_accepts_exactly_the_vonage_vectors_the_sdk_and_payload_hash_accept() {
     agrees_with_the_sdk(Provider::Vonage);
+}
+
+#[test]
+fn callhook_accepts_exactly_the_signalwire_vectors_either_sdk_accepts() {
+    agrees_with_the_sdk(Provider::SignalWire);
+}
+
+/// Why callhook accepts either order of a repeated form field: each official SDK
+/// accepts one order and refuses the other.
+#[test]
+fn signalwire_sdks_disagree_on_repeated_form_fields() {
+    let file = load(Provider::SignalWire);
+    let verdicts = |name: &str| {
+        let v = file.vectors.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("no vector {name}"));
+        assert!(v.body.contains("Tag=zeta&Tag=alpha"), "{name}: {}", v.body);
+        (v.sdk_accepts, v.node_sdk_accepts)
+    };
+    assert_eq!(verdicts("form_repeated_sorted"), (true, Some(false)), "Python sorts, Node keeps arrival order");
+    assert_eq!(verdicts("form_repeated_arrival_order"), (false, Some(true)), "Node keeps arrival order");
+    assert!(file.vectors.iter().all(|v| v.node_sdk_accepts.is_some()), "every vector has the Node verdict");
+}
+
+/// The accepted SignalWire vectors become the events their bodies describe.
+#[test]
+fn signalwire_vectors_parse_to_their_call_states() {
+    use callhook::domain::EventType;
+    let at = DateTime::from_timestamp(1_795_514_520, 0).unwrap();
+    let form_sid = "8ad8f7b1-0d3f-4c5a-9a4c-6b7f0c1d2e3f";
+    let relay_id = "3f1c2b7e-5a4d-4e8f-9b6a-2c1d0e9f8a7b";
+    let expected: &[(&str, EventType, String, Option<&str>)] = &[
+        (
+            "form_completed",
+            EventType::Completed,
+            format!("signalwire:{form_sid}:completed"),
+            Some("2026-11-24T10:01:18+00:00"),
+        ),
+        (
+            "form_repeated_sorted",
+            EventType::Ringing,
+            format!("signalwire:{form_sid}:ringing"),
+            Some("2026-11-24T10:00:02+00:00"),
+        ),
+        (
+            "form_repeated_arrival_order",
+            EventType::Ringing,
+            format!("signalwire:{form_sid}:ringing"),
+            Some("2026-11-24T10:00:02+00:00"),
+        ),
+        (
+            "json_relay_answered",
+            EventType::Answered,
+            format!("signalwire:{relay_id}:answered"),
+            Some("2026-11-24T10:00:07.511+00:00"),
+        ),
+        (
+            "json_relay_ended",
+            EventType::NoAnswer,
+            format!("signalwire:{relay_id}:ended:noAnswer"),
+            Some("2026-11-24T10:01:18.102+00:00"),
+        ),
+        (
+            "json_swml_created",
+            EventType::Initiated,
+            "signalwire:b5d63b2e-f75b-4dc8-b6d4-269b635f96c0:created".to_owned(),
+            None,
+        ),
+    ];
+    let file = load(Provider::SignalWire);
+    for (name, event_type, dedupe_key, occurred_at) in expected {
+        let v = file.vectors.iter().find(|v| v.name == *name).unwrap_or_else(|| panic!("no vector {name}"));
+        let event = v.providers(Provider::SignalWire).handle(Provider::SignalWire, v.request(), at).unwrap();
+        assert_eq!(event.event_type, Some(*event_type), "{name}");
+        assert_eq!(&event.dedupe_key, dedupe_key, "{name}");
+        assert_eq!(event.call_id.as_deref(), Some("c-1"), "{name}");
+        assert_eq!(event.occurred_at.map(|t| t.to_rfc3339()).as_deref(), *occurred_at, "{name}");
+    }
 }
 
 #[test]

@@ -228,9 +228,12 @@ fn callback(provider: Provider) -> (&'static str, &'static [&'static str], &'sta
              over the URL, which carries `bodySHA256`); or the shared-key scheme \
              (`X-Twilio-Webhooks-Signature-Settings`).",
         ),
-        Provider::SignalWire => {
-            ("SignalWire", &[FORM, JSON], "`X-SignalWire-Signature`: Twilio's scheme, with the project signing key.")
-        }
+        Provider::SignalWire => (
+            "SignalWire",
+            &[FORM, JSON],
+            "`X-SignalWire-Signature` with the project signing key: Twilio's scheme for forms (a repeated field's \
+             values in arrival order or sorted); for JSON, lower-case hex HMAC-SHA1 over the URL and the raw body.",
+        ),
         Provider::Telnyx => {
             ("Telnyx", &[JSON], "`telnyx-signature-ed25519` over `telnyx-timestamp|body`; the timestamp within 300 s.")
         }

@@ -8,6 +8,15 @@
 //! token, or — when `X-Twilio-Webhooks-Signature-Settings` names an algorithm — with
 //! that algorithm and a shared key. JSON bodies sign the URL alone, which carries
 //! `bodySHA256`. The URL is tried with and without the scheme's default port.
+//!
+//! SignalWire differs in two ways. A repeated form field's values may be signed in
+//! arrival order (`@signalwire/compatibility-api`'s `validateRequest`) or sorted
+//! (the `signalwire` Python package's `RequestValidator`, through twilio-python 6.54);
+//! both are accepted. Its JSON callbacks (RELAY `calling.call.state`, SWML / Call
+//! Fabric) are signed with a lowercase hex HMAC-SHA1 of the URL followed by the raw
+//! body, under the project signing key (`@signalwire/web-api`'s `validateRequest`,
+//! `signalwire.request_validator.RequestValidator.build_signature`); their call
+//! states are mapped by [`signalwire_event_type`].
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -31,26 +40,40 @@ pub const SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
 pub struct Scheme {
     pub provider: Provider,
     pub signature_header: &'static str,
-    /// Twilio sorts (and de-duplicates) a repeated field's values before signing;
-    /// SignalWire signs them in the order they were sent.
-    pub sort_repeated_values: bool,
+    /// How a repeated form field's values are signed.
+    pub repeated_values: RepeatedValues,
     /// Twilio's shared-key scheme (`X-Twilio-Webhooks-Signature-Settings`).
     pub shared_keys: bool,
+    /// SignalWire's JSON scheme: a hex HMAC-SHA1 over the URL and the raw body.
+    pub raw_body_hex: bool,
+}
+
+/// The order in which a repeated form field's values are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatedValues {
+    /// Sorted and de-duplicated (Twilio, as twilio-python's `RequestValidator`).
+    SortedDeduplicated,
+    /// In arrival order or sorted, either accepted (SignalWire: its two official
+    /// SDKs disagree, and no document says which its servers produce). Signing
+    /// uses arrival order.
+    ArrivalOrSorted,
 }
 
 pub const TWILIO: Scheme = Scheme {
     provider: Provider::Twilio,
     signature_header: SIGNATURE_HEADER,
-    sort_repeated_values: true,
+    repeated_values: RepeatedValues::SortedDeduplicated,
     shared_keys: true,
+    raw_body_hex: false,
 };
 
 /// SignalWire: `X-SignalWire-Signature`, keyed by the project's signing key.
 pub const SIGNALWIRE: Scheme = Scheme {
     provider: Provider::SignalWire,
     signature_header: "x-signalwire-signature",
-    sort_repeated_values: false,
+    repeated_values: RepeatedValues::ArrivalOrSorted,
     shared_keys: false,
+    raw_body_hex: true,
 };
 
 /// Twilio credentials. Several of each may be configured, so a token or key can be
@@ -109,6 +132,24 @@ pub fn verify_scheme(
     let body = decode_body(&request)?;
     let header =
         request.header(scheme.signature_header).ok_or(WebhookError::MissingSignature(scheme.signature_header))?;
+    // SignalWire's JSON scheme: 40 hex digits (a Twilio-style signature is base64,
+    // 28 characters).
+    if scheme.raw_body_hex && body.json.is_some() && is_hex_sha1(header.trim()) {
+        if config.auth_tokens.is_empty() {
+            return Err(WebhookError::NotConfigured(scheme.provider));
+        }
+        let signature = header.trim().to_owned();
+        let matched = url_variants(&request.url).iter().any(|url| {
+            config.auth_tokens.iter().any(|key| {
+                let expected = raw_body_signature(key.expose(), url, &request.body);
+                bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+            })
+        });
+        if !matched {
+            return Err(WebhookError::InvalidSignature("signature does not match the URL and body".into()));
+        }
+        return Ok(Verified::new(request, body));
+    }
     let signature =
         BASE64.decode(header.trim()).map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
     let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
@@ -127,8 +168,9 @@ pub fn verify_scheme(
     };
     let candidates = url_variants(&request.url);
     let matched = candidates.iter().any(|url| {
-        let data = signing_string_for(scheme, url, signed_fields);
-        keys.iter().any(|key| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
+        signing_strings(scheme, url, signed_fields).iter().any(|data| {
+            keys.iter().any(|key| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
+        })
     });
     if !matched {
         return Err(WebhookError::InvalidSignature("signature does not match".into()));
@@ -193,12 +235,48 @@ pub fn signing_string(url: &str, fields: &[(String, String)]) -> String {
 /// The signed string under `scheme`: names sorted; a repeated name's values sorted
 /// and de-duplicated (Twilio) or in arrival order (SignalWire).
 pub fn signing_string_for(scheme: &Scheme, url: &str, fields: &[(String, String)]) -> String {
+    let order = match scheme.repeated_values {
+        RepeatedValues::SortedDeduplicated => Order::SortedDeduplicated,
+        RepeatedValues::ArrivalOrSorted => Order::Arrival,
+    };
+    ordered_signing_string(order, url, fields)
+}
+
+/// Every string a signature under `scheme` may cover: one for Twilio; for
+/// SignalWire the arrival-order string and, when a field repeats with its values
+/// out of order, the sorted one.
+pub fn signing_strings(scheme: &Scheme, url: &str, fields: &[(String, String)]) -> Vec<String> {
+    match scheme.repeated_values {
+        RepeatedValues::SortedDeduplicated => vec![ordered_signing_string(Order::SortedDeduplicated, url, fields)],
+        RepeatedValues::ArrivalOrSorted => {
+            let arrival = ordered_signing_string(Order::Arrival, url, fields);
+            let sorted = ordered_signing_string(Order::Sorted, url, fields);
+            if sorted == arrival {
+                vec![arrival]
+            } else {
+                vec![arrival, sorted]
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Order {
+    Arrival,
+    Sorted,
+    SortedDeduplicated,
+}
+
+fn ordered_signing_string(order: Order, url: &str, fields: &[(String, String)]) -> String {
     let mut sorted: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    if scheme.sort_repeated_values {
-        sorted.sort_unstable();
-        sorted.dedup();
-    } else {
-        sorted.sort_by_key(|(k, _)| *k);
+    match order {
+        // A stable sort by name keeps a repeated name's values as they arrived.
+        Order::Arrival => sorted.sort_by_key(|(k, _)| *k),
+        Order::Sorted => sorted.sort_unstable(),
+        Order::SortedDeduplicated => {
+            sorted.sort_unstable();
+            sorted.dedup();
+        }
     }
     let mut data = String::with_capacity(url.len() + sorted.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>());
     data.push_str(url);
@@ -219,6 +297,19 @@ pub fn sign(algorithm: Algorithm, key: &str, url: &str, fields: &[(String, Strin
 pub fn sign_scheme(scheme: &Scheme, algorithm: Algorithm, key: &str, url: &str, fields: &[(String, String)]) -> String {
     let data = signing_string_for(scheme, url, fields);
     BASE64.encode(hmac(algorithm, key.as_bytes(), data.as_bytes()))
+}
+
+/// SignalWire's JSON signature: lowercase hex HMAC-SHA1 of the URL followed by the
+/// raw body, keyed by the project signing key.
+pub fn raw_body_signature(key: &str, url: &str, body: &[u8]) -> String {
+    let mut data = Vec::with_capacity(url.len() + body.len());
+    data.extend_from_slice(url.as_bytes());
+    data.extend_from_slice(body);
+    hmac(Algorithm::HmacSha1, key.as_bytes(), &data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_hex_sha1(signature: &str) -> bool {
+    signature.len() == 40 && signature.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Hex SHA-256 of a JSON body, for the `bodySHA256` query parameter.
@@ -284,6 +375,11 @@ pub fn parse_scheme(
     let correlation = Correlation::from_query(verified.request().query())?;
     let body = verified.body();
     let fields = &body.fields;
+    if let Some(json) = body.json.as_ref().filter(|_| scheme.raw_body_hex && form::first(fields, "CallSid").is_none()) {
+        if let Some(call) = signalwire_call(json) {
+            return signalwire_json_event(scheme, call, json, correlation, received_at);
+        }
+    }
     let call_sid = form::non_empty(fields, "CallSid").ok_or(WebhookError::MissingField("CallSid"))?;
     if call_sid.len() > 128 || call_sid.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(WebhookError::InvalidField { field: "CallSid", reason: "not a call identifier".into() });
@@ -335,6 +431,82 @@ pub fn parse_scheme(
         },
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
+        source: crate::domain::EventSource::Callback,
+    })
+}
+
+/// The call a SignalWire JSON callback is about: `params` of a RELAY
+/// `calling.call.state` event, or `call` of a SWML / Call Fabric request.
+fn signalwire_call(json: &Value) -> Option<&Value> {
+    json.get("params").filter(|v| v.is_object()).or_else(|| json.get("call").filter(|v| v.is_object()))
+}
+
+/// SignalWire `call_state` (with `end_reason` once `ended`) → domain event; `None`
+/// for `ending` (the terminal event is `ended`) and for a state we don't know.
+pub fn signalwire_event_type(call_state: &str, end_reason: Option<&str>) -> Option<EventType> {
+    Some(match call_state {
+        "created" => EventType::Initiated,
+        "ringing" => EventType::Ringing,
+        "answered" => EventType::Answered,
+        "ended" => match end_reason {
+            Some("hangup") => EventType::Completed,
+            Some("busy" | "decline") => EventType::Busy,
+            Some("noAnswer") => EventType::NoAnswer,
+            // `cancel`, `error`, none or another.
+            _ => EventType::Failed,
+        },
+        _ => return None,
+    })
+}
+
+/// A SignalWire JSON callback as a [`CallEvent`]: the status is the `call_state`,
+/// `ended:{end_reason}` once ended, and keys the event, so a redelivery is a
+/// duplicate and a contradicting end is stale.
+fn signalwire_json_event(
+    scheme: &Scheme,
+    call: &Value,
+    payload: &Value,
+    correlation: Correlation,
+    received_at: DateTime<Utc>,
+) -> Result<CallEvent, WebhookError> {
+    fn text<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+        v.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    }
+    let call_id = text(call, "call_id").ok_or(WebhookError::MissingField("call_id"))?;
+    if call_id.len() > 128 || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(WebhookError::InvalidField { field: "call_id", reason: "not a call identifier".into() });
+    }
+    let call_state = text(call, "call_state").ok_or(WebhookError::MissingField("call_state"))?;
+    let end_reason = text(call, "end_reason");
+    let status = match (call_state, end_reason) {
+        ("ended", Some(reason)) => format!("ended:{reason}"),
+        (state, _) => state.to_owned(),
+    };
+    let event_type = signalwire_event_type(call_state, end_reason);
+    let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
+    // RELAY events carry `timestamp`, seconds since the epoch with a fraction.
+    let occurred_at = payload
+        .get("timestamp")
+        .and_then(Value::as_f64)
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .and_then(|t| DateTime::from_timestamp_millis((t * 1000.0).round() as i64));
+    Ok(CallEvent {
+        provider: scheme.provider,
+        dedupe_key: format!("{}:{call_id}:{status}", scheme.provider),
+        event_type,
+        provider_status: status,
+        provider_call_id: call_id.to_owned(),
+        call_id: correlation.call_id,
+        campaign_id: correlation.campaign_id,
+        contact_id: correlation.contact_id,
+        sequence_number: None,
+        occurred_at,
+        received_at,
+        duration_seconds: None,
+        answered_by: None,
+        error_code: if failed { end_reason.map(str::to_owned) } else { None },
+        error_message: None,
+        payload: payload.clone(),
         source: crate::domain::EventSource::Callback,
     })
 }

@@ -265,3 +265,128 @@ fn signalwire_signs_repeated_values_in_arrival_order_with_its_own_header() {
         Err(WebhookError::MissingSignature("x-signalwire-signature"))
     ));
 }
+
+#[test]
+fn signalwire_accepts_repeated_values_sorted_too_and_twilio_only_sorted() {
+    let url = "https://example.signalwire.com/cb?call_id=c1";
+    let fields: Fields = [("Tag", "zeta"), ("CallStatus", "ringing"), ("Tag", "alpha"), ("CallSid", "abc")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Python: HMAC-SHA1 over URL + CallSidabc + CallStatusringing + Tagalpha + Tagzeta.
+    let sorted = "6lJAlN3XY+HwUv9YNdI3DOzDaMc=";
+    let arrival = "PC0o+vaMeXCn7cb+kR7AkDSNdpY=";
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![] };
+    let req = |header: &'static str, sig: &str| {
+        request(url, "application/x-www-form-urlencoded", form_body(&fields), &[(header, sig)])
+    };
+    assert!(verify_scheme(&SIGNALWIRE, &cfg, req("x-signalwire-signature", sorted)).is_ok());
+    assert!(verify_scheme(&SIGNALWIRE, &cfg, req("x-signalwire-signature", arrival)).is_ok());
+    assert_eq!(signing_strings(&SIGNALWIRE, url, &fields).len(), 2);
+    // Twilio sorts: the arrival-order signature is not Twilio's.
+    assert!(verify(&cfg, req(SIGNATURE_HEADER, sorted)).is_ok());
+    assert!(matches!(verify(&cfg, req(SIGNATURE_HEADER, arrival)), Err(WebhookError::InvalidSignature(_))));
+    // Neither order is a signature over other values.
+    let mut reversed = fields.clone();
+    reversed.swap(0, 2);
+    let swapped =
+        request(url, "application/x-www-form-urlencoded", form_body(&reversed), &[("x-signalwire-signature", arrival)]);
+    assert!(matches!(verify_scheme(&SIGNALWIRE, &cfg, swapped), Err(WebhookError::InvalidSignature(_))));
+}
+
+fn signalwire_json(url: &str, body: &str, signature: &str) -> InboundRequest {
+    request(url, "application/json", Bytes::from(body.to_owned()), &[("x-signalwire-signature", signature)])
+}
+
+#[test]
+fn signalwire_json_is_a_hex_hmac_over_url_and_raw_body() {
+    // The vector in signalwire-python's and @signalwire/web-api's own tests.
+    let url = "https://81f2-2-45-18-191.ngrok-free.app/";
+    let body = r#"{"call":{"call_id":"b5d63b2e-f75b-4dc8-b6d4-269b635f96c0","node_id":"fa3570ae-f8bd-42c2-83f4-9950d906c91b@us-west","segment_id":"b5d63b2e-f75b-4dc8-b6d4-269b635f96c0","call_state":"created","direction":"inbound","type":"phone","from":"+12135877632","to":"+12089806814","from_number":"+12135877632","to_number":"+12089806814","project_id":"4b7ae78a-d02e-4889-a63b-08b156d5916e","space_id":"62615f44-2a34-4235-b38b-76b5a1de6ef8"},"vars":{}}"#;
+    let sig = "b18500437ebb010220ddd770cbe6fd531ea0ba0d";
+    let key = "PSK_7TruNcSNTxp4zNrykMj4EPzF";
+    assert_eq!(raw_body_signature(key, url, body.as_bytes()), sig);
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_old"), Secret::new(key)], shared_keys: vec![] };
+    let event = parse_scheme(
+        &SIGNALWIRE,
+        verify_scheme(&SIGNALWIRE, &cfg, signalwire_json(url, body, sig)).unwrap(),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(event.event_type, Some(EventType::Initiated));
+    assert_eq!(event.dedupe_key, "signalwire:b5d63b2e-f75b-4dc8-b6d4-269b635f96c0:created");
+    assert_eq!(event.payload["vars"], serde_json::json!({}));
+
+    let refused = |req| matches!(verify_scheme(&SIGNALWIRE, &cfg, req), Err(WebhookError::InvalidSignature(_)));
+    assert!(refused(signalwire_json(url, &body.replace("created", "answered"), sig)));
+    assert!(refused(signalwire_json(url, body, &sig.to_ascii_uppercase())));
+    assert!(refused(signalwire_json("https://81f2-2-45-18-191.ngrok-free.app/x", body, sig)));
+    let unconfigured = verify_scheme(&SIGNALWIRE, &TwilioConfig::default(), signalwire_json(url, body, sig));
+    assert!(matches!(unconfigured, Err(WebhookError::NotConfigured(Provider::SignalWire))));
+    // Twilio has no such scheme: its JSON callbacks need `bodySHA256`.
+    let cfg_twilio = TwilioConfig { auth_tokens: vec![Secret::new(key)], shared_keys: vec![] };
+    let req = request(url, "application/json", Bytes::from(body), &[(SIGNATURE_HEADER, sig)]);
+    assert!(matches!(verify(&cfg_twilio, req), Err(WebhookError::InvalidSignature(m)) if m.contains("bodySHA256")));
+}
+
+#[test]
+fn signalwire_json_keeps_the_body_sha256_scheme() {
+    let body = r#"{"property": "value", "boolean": true}"#;
+    let url = format!("{DOC_URL}&bodySHA256={}", body_sha256(body.as_bytes()));
+    let req = signalwire_json(&url, body, "a9nBmqA0ju/hNViExpshrM61xv4=");
+    assert!(verify_scheme(&SIGNALWIRE, &config(), req).is_ok());
+}
+
+fn parse_signalwire_json(body: serde_json::Value) -> Result<CallEvent, WebhookError> {
+    let url = "https://hooks.example.com/cb?call_id=c-9";
+    let body = body.to_string();
+    let sig = raw_body_signature(TOKEN, url, body.as_bytes());
+    parse_scheme(&SIGNALWIRE, verify_scheme(&SIGNALWIRE, &config(), signalwire_json(url, &body, &sig))?, Utc::now())
+}
+
+#[test]
+fn signalwire_relay_call_states_map_to_events() {
+    let state = |call_state: &str, end_reason: Option<&str>| {
+        let mut params = serde_json::json!({"call_id": "sw-1", "node_id": "n", "call_state": call_state});
+        if let Some(r) = end_reason {
+            params["end_reason"] = r.into();
+        }
+        let body = serde_json::json!({"event_type": "calling.call.state", "timestamp": 1795514407.5, "params": params});
+        parse_signalwire_json(body).unwrap()
+    };
+    let expected = [
+        ("created", None, Some(EventType::Initiated), "created"),
+        ("ringing", None, Some(EventType::Ringing), "ringing"),
+        ("answered", None, Some(EventType::Answered), "answered"),
+        ("ending", None, None, "ending"),
+        ("ended", Some("hangup"), Some(EventType::Completed), "ended:hangup"),
+        ("ended", Some("busy"), Some(EventType::Busy), "ended:busy"),
+        ("ended", Some("decline"), Some(EventType::Busy), "ended:decline"),
+        ("ended", Some("noAnswer"), Some(EventType::NoAnswer), "ended:noAnswer"),
+        ("ended", Some("cancel"), Some(EventType::Failed), "ended:cancel"),
+        ("ended", Some("error"), Some(EventType::Failed), "ended:error"),
+        ("ended", None, Some(EventType::Failed), "ended"),
+        ("parked", None, None, "parked"),
+    ];
+    for (call_state, reason, event_type, status) in expected {
+        let e = state(call_state, reason);
+        assert_eq!(e.event_type, event_type, "{call_state} {reason:?}");
+        assert_eq!(e.provider_status, status);
+        assert_eq!(e.dedupe_key, format!("signalwire:sw-1:{status}"));
+        assert_eq!(e.provider_call_id, "sw-1");
+        assert_eq!(e.call_id.as_deref(), Some("c-9"));
+        assert_eq!(e.occurred_at.unwrap().to_rfc3339(), "2026-11-24T10:00:07.500+00:00");
+        let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
+        assert_eq!(e.error_code.as_deref(), if failed { reason } else { None }, "{call_state} {reason:?}");
+    }
+}
+
+#[test]
+fn signalwire_json_without_a_call_is_a_client_error() {
+    let missing_state = serde_json::json!({"params": {"call_id": "sw-1"}});
+    assert!(matches!(parse_signalwire_json(missing_state), Err(WebhookError::MissingField("call_state"))));
+    let no_call = serde_json::json!({"event_type": "calling.call.state", "params": {"call_state": "ended"}});
+    assert!(matches!(parse_signalwire_json(no_call), Err(WebhookError::MissingField("call_id"))));
+    let bad_id = serde_json::json!({"call": {"call_id": "a b", "call_state": "created"}});
+    assert!(matches!(parse_signalwire_json(bad_id), Err(WebhookError::InvalidField { field: "call_id", .. })));
+}
