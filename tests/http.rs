@@ -209,7 +209,20 @@ async fn signature_is_checked_against_the_public_url() {
             .unwrap()
     };
     let plain = router(state(db.store.clone(), ExternalUrl::default(), false), Limits::default());
-    assert_eq!(send(&plain, req()).await.0, StatusCode::FORBIDDEN, "forwarded headers are not trusted by default");
+    let mismatches = || {
+        let text = callhook::telemetry::prometheus().render();
+        series_value(&text, "callhook_signature_failures_total", &[("provider", "twilio"), ("reason", "url_mismatch")])
+            .unwrap_or(0.0)
+    };
+    let before = mismatches();
+    let (code, res) = send(&plain, req()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "forwarded headers are not trusted by default");
+    // The answer names no URL; the log does, and the failure is counted as a URL mismatch.
+    assert_eq!(res["error"]["code"], "invalid_signature");
+    let message = res["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("hooks.example.com") && !message.contains("10.0.0.7"), "{message}");
+    assert!(message.contains("another scheme or host"), "{message}");
+    assert!(mismatches() >= before + 1.0, "counted as url_mismatch");
 
     let proxied = ExternalUrl { public_base_url: None, trust_forwarded_headers: true, ..Default::default() };
     let app = router(state(db.store.clone(), proxied, false), Limits::default());

@@ -95,7 +95,7 @@ impl From<WebhookError> for ApiError {
         use WebhookError::*;
         let (status, code) = match &err {
             MissingSignature(_) => (StatusCode::FORBIDDEN, "missing_signature"),
-            InvalidSignature(_) => (StatusCode::FORBIDDEN, "invalid_signature"),
+            InvalidSignature(_) | UrlMismatch => (StatusCode::FORBIDDEN, "invalid_signature"),
             NotConfigured(_) => (StatusCode::FORBIDDEN, "provider_not_configured"),
             UnsupportedProvider(_) => (StatusCode::NOT_FOUND, "unsupported_provider"),
             UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

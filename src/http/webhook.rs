@@ -193,6 +193,7 @@ fn signature_failure(err: &WebhookError) -> Option<&'static str> {
     match err {
         WebhookError::MissingSignature(_) => Some("missing"),
         WebhookError::InvalidSignature(_) => Some("invalid"),
+        WebhookError::UrlMismatch => Some("url_mismatch"),
         WebhookError::NotConfigured(_) => Some("not_configured"),
         _ => None,
     }

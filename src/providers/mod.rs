@@ -74,6 +74,10 @@ pub enum WebhookError {
     MissingSignature(&'static str),
     #[error("invalid signature: {0}")]
     InvalidSignature(String),
+    /// The signature is right for another URL than the one callhook rebuilt (a
+    /// proxy or tunnel changed the scheme or host): the URLs are logged, not sent.
+    #[error("invalid signature: signature does not match this URL (it matches another scheme or host; see the log)")]
+    UrlMismatch,
     #[error("no signing credentials are configured for provider `{0}`")]
     NotConfigured(Provider),
     #[error("provider `{0}` is not supported yet")]

@@ -166,16 +166,57 @@ pub fn verify_scheme(
     } else {
         &body.fields
     };
-    let candidates = url_variants(&request.url);
-    let matched = candidates.iter().any(|url| {
+    let signed_over = |url: &str| {
         signing_strings(scheme, url, signed_fields).iter().any(|data| {
             keys.iter().any(|key| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
         })
-    });
-    if !matched {
-        return Err(WebhookError::InvalidSignature("signature does not match".into()));
+    };
+    let candidates = url_variants(&request.url);
+    if !candidates.iter().any(|url| signed_over(url)) {
+        return Err(explain_mismatch(&request, &candidates, signed_over));
     }
     Ok(Verified::new(request, body))
+}
+
+/// A signature that matches none of the URL's variants. The most common cause by
+/// far is a proxy or tunnel in front of callhook (the provider signed
+/// `https://public-host/…`, callhook rebuilt `http://internal-host/…`): when the
+/// signature matches the URL with another scheme or the host the proxy forwarded,
+/// say so — in the log only, never in the answer — and count it as `url_mismatch`.
+fn explain_mismatch(request: &InboundRequest, tried: &[String], signed_over: impl Fn(&str) -> bool) -> WebhookError {
+    let mut others = vec![];
+    if let Some((scheme, rest)) = request.url.split_once("://") {
+        let other_scheme = if scheme.eq_ignore_ascii_case("https") { "http" } else { "https" };
+        others.push(format!("{other_scheme}://{rest}"));
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        let forwarded_proto = request.header("x-forwarded-proto").map(|p| p.split(',').next().unwrap_or(p).trim());
+        for host in ["x-forwarded-host", "host"].iter().filter_map(|h| request.header(h)) {
+            let host = host.split(',').next().unwrap_or(host).trim();
+            for proto in [Some(scheme), Some(other_scheme), forwarded_proto].into_iter().flatten() {
+                others.push(format!("{proto}://{host}{path}"));
+            }
+        }
+    }
+    let matching = others.iter().flat_map(|url| url_variants(url)).find(|url| !tried.contains(url) && signed_over(url));
+    match matching {
+        Some(url) => {
+            tracing::warn!(
+                tried = ?tried,
+                would_match = %url,
+                "signature matches another URL than the one rebuilt: set CALLHOOK_PUBLIC_BASE_URL to the public \
+                 origin the provider calls, or CALLHOOK_TRUST_FORWARDED_HEADERS=true behind a proxy you control"
+            );
+            WebhookError::UrlMismatch
+        }
+        None => {
+            tracing::warn!(
+                tried = ?tried,
+                "signature matches none of these URLs (wrong token, altered body, or a URL rewritten on the way: \
+                 see CALLHOOK_PUBLIC_BASE_URL / CALLHOOK_TRUST_FORWARDED_HEADERS)"
+            );
+            WebhookError::InvalidSignature("signature does not match".into())
+        }
+    }
 }
 
 fn settings_algorithm(settings: &str) -> Result<Algorithm, WebhookError> {
