@@ -55,6 +55,7 @@ on_both_stores!(
     a_callback_first_makes_the_reconciled_answer_a_duplicate,
     every_provider_api_settles_a_quiet_call,
     an_unknown_call_is_retried_with_backoff_then_given_up,
+    a_call_reported_live_for_a_day_is_given_up,
     provider_failures_change_nothing_and_are_retried,
     an_answered_call_without_verdict_times_out_and_is_retried,
     replicas_never_look_up_one_call_twice,
@@ -287,4 +288,19 @@ async fn the_stranded_gauge_counts_what_it_must(store: Arc<dyn Store>) {
     assert_eq!(store.reconcile_stats(cutoffs()).await.unwrap().stranded_contacts, 0, "awaiting its verdict in time");
     let late = Cutoffs::at(Utc::now() + chrono::Duration::minutes(31), &Timeouts::default());
     assert_eq!(store.reconcile_stats(late).await.unwrap().stranded_contacts, 1, "the verdict is overdue");
+}
+
+async fn a_call_reported_live_for_a_day_is_given_up(store: Arc<dyn Store>) {
+    let (_, fake) = FakeProvider::start(Provider::Twilio).await;
+    let sid = "CA00000000000000000000000000000009";
+    let (call_id, _) = ringing_call(&store, Provider::Twilio, sid).await;
+    fake.set_call(sid, Behaviour::Fixture("in-progress"));
+    let pass = reconciler(&store, &fake, quiet()).pass().await.unwrap();
+    assert_eq!(pass.looked(Looked::Live), 1, "{pass:?}");
+    assert_eq!(store.attempt(&call_id).await.unwrap().unwrap().status, CallStatus::Answered);
+    // The provider still says in progress a day later: no survey call lasts that long.
+    let pass = reconciler(&store, &fake, chrono::Duration::hours(25)).pass().await.unwrap();
+    assert_eq!(pass.looked(Looked::GaveUp), 1, "{pass:?}");
+    let attempt = store.attempt(&call_id).await.unwrap().unwrap();
+    assert_eq!((attempt.status, attempt.error_code.as_deref()), (CallStatus::Failed, Some(RECONCILE_GAVE_UP)));
 }

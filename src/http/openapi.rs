@@ -45,8 +45,8 @@ use crate::domain::{EventType, Provider};
     ),
     components(schemas(ErrorBody)),
     tags(
-        (name = "admin", description = "Campaigns, contacts and calls (SPEC §6), behind a bearer token."),
-        (name = "webhooks", description = "Providers' signed call-status callbacks (SPEC §2–3)."),
+        (name = "admin", description = "Campaigns, contacts and calls, behind a bearer token."),
+        (name = "webhooks", description = "Providers' signed call-status callbacks."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
     modifiers(&BearerAuth, &InputLimits, &ProviderPaths, &CommonResponses)
@@ -94,7 +94,7 @@ struct FormCallback(HashMap<String, String>);
 #[allow(dead_code)] // documentation only
 struct JsonCallback(HashMap<String, serde_json::Value>);
 
-/// What a webhook answers once the callback is committed (SPEC §2).
+/// What a webhook answers once the callback is committed.
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes the JSON the webhook handler builds
 struct WebhookReply {

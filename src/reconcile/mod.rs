@@ -199,6 +199,9 @@ impl Reconciler {
         };
         let looked = match result {
             Ok(snapshot) => match self.apply(attempt, snapshot).await {
+                // A call its provider still calls live a day after it was placed is
+                // given up too: no survey call lasts that long.
+                Ok(looked @ (Looked::Live | Looked::Known)) => self.give_up_if_due(attempt).await.unwrap_or(looked),
                 Ok(looked) => looked,
                 Err(e) => {
                     tracing::warn!(call_id = %attempt.call_id, error = %e, "could not apply the provider's answer");
