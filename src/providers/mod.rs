@@ -6,6 +6,7 @@
 pub mod api;
 pub mod form;
 pub mod plivo;
+mod signalwire_json;
 pub mod simulate;
 pub mod telnyx;
 pub mod twilio;

@@ -16,7 +16,7 @@
 //! Fabric) are signed with a lowercase hex HMAC-SHA1 of the URL followed by the raw
 //! body, under the project signing key (`@signalwire/web-api`'s `validateRequest`,
 //! `signalwire.request_validator.RequestValidator.build_signature`); their call
-//! states are mapped by [`signalwire_event_type`].
+//! states are mapped by [`signalwire_event_type`] (in `signalwire_json.rs`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -31,6 +31,9 @@ use super::form::{self, Fields};
 use super::{Correlation, InboundRequest, Verified, WebhookError};
 use crate::domain::{CallEvent, EventType, Provider};
 use crate::secret::Secret;
+
+use super::signalwire_json;
+pub use super::signalwire_json::signalwire_event_type;
 
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 pub const SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
@@ -417,8 +420,8 @@ pub fn parse_scheme(
     let body = verified.body();
     let fields = &body.fields;
     if let Some(json) = body.json.as_ref().filter(|_| scheme.raw_body_hex && form::first(fields, "CallSid").is_none()) {
-        if let Some(call) = signalwire_call(json) {
-            return signalwire_json_event(scheme, call, json, correlation, received_at);
+        if let Some(call) = signalwire_json::call(json) {
+            return signalwire_json::event(scheme, call, json, correlation, received_at);
         }
     }
     let call_sid = form::non_empty(fields, "CallSid").ok_or(WebhookError::MissingField("CallSid"))?;
@@ -472,82 +475,6 @@ pub fn parse_scheme(
         },
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
-        source: crate::domain::EventSource::Callback,
-    })
-}
-
-/// The call a SignalWire JSON callback is about: `params` of a RELAY
-/// `calling.call.state` event, or `call` of a SWML / Call Fabric request.
-fn signalwire_call(json: &Value) -> Option<&Value> {
-    json.get("params").filter(|v| v.is_object()).or_else(|| json.get("call").filter(|v| v.is_object()))
-}
-
-/// SignalWire `call_state` (with `end_reason` once `ended`) → domain event; `None`
-/// for `ending` (the terminal event is `ended`) and for a state we don't know.
-pub fn signalwire_event_type(call_state: &str, end_reason: Option<&str>) -> Option<EventType> {
-    Some(match call_state {
-        "created" => EventType::Initiated,
-        "ringing" => EventType::Ringing,
-        "answered" => EventType::Answered,
-        "ended" => match end_reason {
-            Some("hangup") => EventType::Completed,
-            Some("busy" | "decline") => EventType::Busy,
-            Some("noAnswer") => EventType::NoAnswer,
-            // `cancel`, `error`, none or another.
-            _ => EventType::Failed,
-        },
-        _ => return None,
-    })
-}
-
-/// A SignalWire JSON callback as a [`CallEvent`]: the status is the `call_state`,
-/// `ended:{end_reason}` once ended, and keys the event, so a redelivery is a
-/// duplicate and a contradicting end is stale.
-fn signalwire_json_event(
-    scheme: &Scheme,
-    call: &Value,
-    payload: &Value,
-    correlation: Correlation,
-    received_at: DateTime<Utc>,
-) -> Result<CallEvent, WebhookError> {
-    fn text<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
-        v.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
-    }
-    let call_id = text(call, "call_id").ok_or(WebhookError::MissingField("call_id"))?;
-    if call_id.len() > 128 || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(WebhookError::InvalidField { field: "call_id", reason: "not a call identifier".into() });
-    }
-    let call_state = text(call, "call_state").ok_or(WebhookError::MissingField("call_state"))?;
-    let end_reason = text(call, "end_reason");
-    let status = match (call_state, end_reason) {
-        ("ended", Some(reason)) => format!("ended:{reason}"),
-        (state, _) => state.to_owned(),
-    };
-    let event_type = signalwire_event_type(call_state, end_reason);
-    let failed = matches!(event_type, Some(EventType::Failed | EventType::Busy | EventType::NoAnswer));
-    // RELAY events carry `timestamp`, seconds since the epoch with a fraction.
-    let occurred_at = payload
-        .get("timestamp")
-        .and_then(Value::as_f64)
-        .filter(|t| t.is_finite() && *t > 0.0)
-        .and_then(|t| DateTime::from_timestamp_millis((t * 1000.0).round() as i64));
-    Ok(CallEvent {
-        provider: scheme.provider,
-        dedupe_key: format!("{}:{call_id}:{status}", scheme.provider),
-        event_type,
-        provider_status: status,
-        provider_call_id: call_id.to_owned(),
-        call_id: correlation.call_id,
-        campaign_id: correlation.campaign_id,
-        contact_id: correlation.contact_id,
-        sequence_number: None,
-        occurred_at,
-        received_at,
-        duration_seconds: None,
-        answered_by: None,
-        error_code: if failed { end_reason.map(str::to_owned) } else { None },
-        error_message: None,
-        payload: payload.clone(),
         source: crate::domain::EventSource::Callback,
     })
 }
