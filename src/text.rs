@@ -14,6 +14,12 @@ pub fn json_has_nul(value: &Value) -> bool {
     }
 }
 
+/// `s` is a single printable token (no whitespace, no control character) of 1 to
+/// `max_bytes` bytes: what an identifier that travels in a URL or a key must be.
+pub fn is_token(s: &str, max_bytes: usize) -> bool {
+    !s.is_empty() && s.len() <= max_bytes && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// `s` holds a control character (NUL, newline, escape, …): never right in a name
 /// or an identifier.
 pub fn has_control(s: &str) -> bool {
@@ -29,6 +35,7 @@ mod tests {
         assert!(json_has_nul(&serde_json::json!({"a": [1, {"b": "x\u{0}"}]})));
         assert!(json_has_nul(&serde_json::json!({"k\u{0}": 1})));
         assert!(!json_has_nul(&serde_json::json!({"a": ["é", 1.5, null]})));
+        assert!(is_token("CA123", 128) && !is_token("", 128) && !is_token("a b", 128) && !is_token("abc", 2));
         assert!(has_control("a\nb") && has_control("\u{1b}[31m") && !has_control("Spring survey – 2026"));
     }
 }

@@ -185,10 +185,11 @@ impl Dispatcher {
             metrics::histogram!(crate::telemetry::DISPATCH_LAG, "sink" => self.sink.name(), "kind" => job.kind.clone())
                 .record(lag);
             // SPEC §12: how long the person who answered waited for the dialogue.
-            let answered_at = job.payload.get("answered_at").and_then(|t| serde_json::from_value(t.clone()).ok());
+            let answered_at = job.payload.get("answered_at").and_then(|t| t.as_str());
+            let answered_at = answered_at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             if let (true, Some(answered_at)) = (job.kind == "dialogue.start", answered_at) {
-                let waited: chrono::DateTime<chrono::Utc> = answered_at;
-                let secs = (chrono::Utc::now() - waited).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                let secs =
+                    (chrono::Utc::now() - answered_at.to_utc()).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
                 metrics::histogram!(crate::telemetry::ANSWER_TO_DIALOGUE, "sink" => self.sink.name()).record(secs);
             }
             tracing::info!(job_id = %job.id, kind = %job.kind, sink = self.sink.name(), "job delivered");

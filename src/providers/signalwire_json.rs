@@ -48,7 +48,7 @@ pub(super) fn event(
         v.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
     }
     let call_id = text(call, "call_id").ok_or(WebhookError::MissingField("call_id"))?;
-    if call_id.len() > 128 || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !crate::text::is_token(call_id, 128) {
         return Err(WebhookError::InvalidField { field: "call_id", reason: "not a call identifier".into() });
     }
     let call_state = text(call, "call_state").ok_or(WebhookError::MissingField("call_state"))?;

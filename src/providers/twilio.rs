@@ -425,7 +425,7 @@ pub fn parse_scheme(
         }
     }
     let call_sid = form::non_empty(fields, "CallSid").ok_or(WebhookError::MissingField("CallSid"))?;
-    if call_sid.len() > 128 || call_sid.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !crate::text::is_token(call_sid, 128) {
         return Err(WebhookError::InvalidField { field: "CallSid", reason: "not a call identifier".into() });
     }
     let call_status = form::non_empty(fields, "CallStatus").map(str::trim);

@@ -148,8 +148,7 @@ impl NewAttempt {
     /// limit), `metadata` a JSON object of bounded size that both stores can hold.
     pub(crate) fn validate(&self, call_id: &str) -> Result<(), StoreError> {
         use crate::providers::{MAX_CALL_ID_BYTES, MAX_IDENTIFIER_BYTES};
-        let printable = |s: &str| !s.chars().any(|c| c.is_control() || c.is_whitespace());
-        if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES || !printable(call_id) {
+        if !crate::text::is_token(call_id, MAX_CALL_ID_BYTES) {
             return Err(StoreError::Invalid(format!(
                 "call_id must be 1–{MAX_CALL_ID_BYTES} bytes, without spaces or control characters"
             )));
