@@ -90,7 +90,7 @@ async fn over_http(url: &str, schema: &str, n: usize) -> anyhow::Result<()> {
 async fn report(backend: &str, n: usize, store: &dyn Store, contacts: Vec<NewContact>) -> anyhow::Result<()> {
     let campaign = store.create_campaign(NewCampaign::named("upload")).await?;
     let started = Instant::now();
-    let created = store.add_contacts(campaign.id, contacts).await?;
+    let created = store.add_contacts(campaign.id, contacts, Default::default()).await?.contacts;
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(created.len(), n);
     println!("{backend:<8} {n} contacts in {secs:.2} s ({:.0} contacts/s)", n as f64 / secs);

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod outbox;
 pub mod providers;

@@ -109,7 +109,7 @@ async fn a_campaign_is_run_end_to_end_through_the_api(store: Arc<dyn Store>) {
         assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("processed")));
     }
     let (code, again) = send(&app, admin("POST", "/api/v1/calls", Some(json!({"contact_id": contact_id})))).await;
-    assert_eq!((code, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    assert_eq!((code, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("attempt_in_flight")));
 
     let (code, detail) = send(&app, admin("GET", "/api/v1/calls/api-call-1", None)).await;
     assert_eq!(code, StatusCode::OK);

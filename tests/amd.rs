@@ -33,11 +33,16 @@ on_both_stores!(
 
 /// A registered Twilio call of a campaign in `mode` (wait timeout `wait_ms`).
 async fn call(store: &Arc<dyn Store>, mode: AmdMode, wait_ms: i32) -> (String, uuid::Uuid) {
-    let new = NewCampaign { amd_mode: Some(mode), amd_wait_timeout_ms: Some(wait_ms), ..NewCampaign::named("Survey") };
+    let new = NewCampaign {
+        amd_mode: Some(mode),
+        amd_wait_timeout_ms: Some(wait_ms),
+        timezone: Some(common::daytime_zone()),
+        ..NewCampaign::named("Survey")
+    };
     let campaign = store.create_campaign(new).await.unwrap();
     let mut contact = NewContact::phone("+14155550123");
     contact.external_id = Some("crm-7".into());
-    let contact = store.add_contacts(campaign.id, vec![contact]).await.unwrap().remove(0);
+    let contact = common::add_contacts(store, &campaign, vec![contact]).await.remove(0);
     let mut attempt = NewAttempt::new(contact.id, Provider::Twilio);
     attempt.metadata = Some(serde_json::json!({"survey": "nps-q4"}));
     (store.register_attempt(attempt).await.unwrap().attempt.call_id, contact.id)

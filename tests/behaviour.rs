@@ -260,7 +260,7 @@ async fn registration_enforces_contact_rules(store: Arc<dyn Store>) {
     let campaign = campaign(&store, 3).await;
     let mut dnc = NewContact::phone("+14155550101");
     dnc.do_not_call = true;
-    let contacts = store.add_contacts(campaign.id, vec![NewContact::phone("+14155550100"), dnc]).await.unwrap();
+    let contacts = common::add_contacts(&store, &campaign, vec![NewContact::phone("+14155550100"), dnc]).await;
     let first = store.register_attempt(NewAttempt::new(contacts[0].id, Provider::Twilio)).await.unwrap();
     assert_eq!((first.attempt.attempt_number, first.contact.attempts_count), (1, 1));
     assert_eq!(first.contact.state, ContactState::InProgress);
@@ -279,8 +279,8 @@ async fn registration_enforces_contact_rules(store: Arc<dyn Store>) {
     assert_eq!((c.attempts_count, c.state), (0, ContactState::Pending), "refusals change nothing");
 
     assert!(matches!(
-        store.add_contacts(campaign.id, vec![NewContact::phone("555-0100")]).await,
-        Err(callhook::store::StoreError::Invalid(_))
+        store.add_contacts(campaign.id, vec![NewContact::phone("555-0100")], Default::default()).await,
+        Err(callhook::store::StoreError::Refused { code: "invalid_phone_number", .. })
     ));
     let mut bad = callhook::store::NewCampaign::named("x");
     bad.max_attempts = Some(6);
@@ -348,10 +348,9 @@ async fn concurrent_mixed_callbacks_end_in_one_consistent_state(store: Arc<dyn S
 async fn registration_racing_early_callbacks_leaves_nothing_deferred(store: Arc<dyn Store>) {
     let app = app(store.clone());
     let campaign = campaign(&store, 3).await;
-    let contacts = store
-        .add_contacts(campaign.id, (0..6).map(|i| NewContact::phone(format!("+1415555020{i}"))).collect())
-        .await
-        .unwrap();
+    let contacts =
+        common::add_contacts(&store, &campaign, (0..6).map(|i| NewContact::phone(format!("+1415555020{i}"))).collect())
+            .await;
     let mut tasks = vec![];
     for (i, contact) in contacts.iter().enumerate() {
         let call_id = format!("race-{i}");

@@ -58,11 +58,7 @@ async fn operator_commands_work_on_a_database_file() {
     // first correlated one: left deferred, which `events replay` repairs.
     let store = SqliteStore::connect(&url).await.unwrap();
     let campaign = common::campaign(&(std::sync::Arc::new(store.clone()) as _), 3).await;
-    let contact = store
-        .add_contacts(campaign.id, vec![callhook::store::NewContact::phone("+14155550100")])
-        .await
-        .unwrap()
-        .remove(0);
+    let contact = common::contact(&(std::sync::Arc::new(store.clone()) as _), &campaign).await;
     let call_id = store.register_attempt(NewAttempt::new(contact.id, Provider::Twilio)).await.unwrap().attempt.call_id;
     let app = common::app(std::sync::Arc::new(store.clone()));
     let bare = common::signed(

@@ -227,14 +227,20 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
         .create_campaign(NewCampaign {
             max_attempts: Some(3),
             retry_interval_minutes: Some(0),
+            timezone: Some(common::daytime_zone()),
             ..NewCampaign::named("fault")
         })
         .await
         .unwrap();
     let contacts = store
-        .add_contacts(campaign.id, (0..CALLS).map(|i| NewContact::phone(format!("+1415{:07}", i))).collect())
+        .add_contacts(
+            campaign.id,
+            (0..CALLS).map(|i| NewContact::phone(format!("+1415{:07}", i))).collect(),
+            Default::default(),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .contacts;
     let mut calls = vec![];
     for (i, c) in contacts.iter().enumerate() {
         let call_id = store.register_attempt(NewAttempt::new(c.id, Provider::Twilio)).await.unwrap().attempt.call_id;

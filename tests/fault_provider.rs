@@ -11,6 +11,7 @@
 //! `/usr/lib/postgresql/*/bin`; as root the cluster runs as the `postgres` user.
 //! `CALLHOOK_FAULT_SEED` replays a run.
 
+mod common;
 mod fake_providers;
 
 use std::collections::{BTreeSet, HashMap};
@@ -421,12 +422,17 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let (api_base, fake) = FakeProvider::start(Provider::Twilio).await;
 
     // The calls, registered by the dialer and queued at Twilio.
-    let new = NewCampaign { max_attempts: Some(3), retry_interval_minutes: Some(60), ..NewCampaign::named(label) };
+    let new = NewCampaign {
+        max_attempts: Some(3),
+        retry_interval_minutes: Some(60),
+        timezone: Some(common::daytime_zone()),
+        ..NewCampaign::named(label)
+    };
     let campaign = store.create_campaign(new).await.unwrap();
     let phones = (0..CALLS).map(|i| NewContact::phone(format!("+1415{i:07}"))).collect();
     let fragment = if overrides.is_empty() { String::new() } else { format!("#{overrides}") };
     let mut calls = vec![];
-    for contact in store.add_contacts(campaign.id, phones).await.unwrap() {
+    for contact in store.add_contacts(campaign.id, phones, Default::default()).await.unwrap().contacts {
         let mut call = Call::new(&mut rng, contact.id);
         let new =
             NewAttempt { provider_call_id: Some(call.sid.clone()), ..NewAttempt::new(contact.id, Provider::Twilio) };

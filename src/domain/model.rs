@@ -1,11 +1,18 @@
 //! The records of SPEC §1 as plain values, shared by the state machine, the store and
 //! the HTTP layer.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::vocab::{AmdMode, CallStatus, ContactState, EventSource, EventType, JobKind, Outcome, Provider};
+use super::retry::{Delays, RetryPolicy};
+use super::vocab::{
+    AmdMode, CallStatus, CampaignStatus, ContactState, EventSource, EventType, JobKind, Outcome, Provider, RetryKey,
+};
+use super::window::CallingWindow;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
@@ -17,13 +24,39 @@ pub struct Campaign {
     pub amd_mode: AmdMode,
     /// `wait` mode: how long a dialogue start waits for a human verdict.
     pub amd_wait_timeout_ms: i32,
+    /// IANA name; the calling window's zone for contacts without their own.
+    pub timezone: String,
+    /// Local `HH:MM`, inclusive.
+    pub calling_window_start: String,
+    /// Local `HH:MM`, exclusive.
+    pub calling_window_end: String,
+    /// ISO weekdays (1 = Monday … 7 = Sunday) on which contacts may be called.
+    pub calling_days: Vec<u8>,
+    /// Delays in minutes per reason (SPEC §11); `None`: every reason is retried
+    /// after `retry_interval_minutes`.
+    #[schema(value_type = Option<Object>)]
+    pub retry_policy: Option<BTreeMap<RetryKey, Vec<i32>>>,
+    /// Most calls in flight at once; `None`: no cap.
+    pub max_concurrent_calls: Option<i32>,
+    pub status: CampaignStatus,
 }
 
 impl Campaign {
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts,
-            retry_interval: Duration::minutes(i64::from(self.retry_interval_minutes)),
+        let delays = match &self.retry_policy {
+            Some(per_reason) => Delays::PerReason(per_reason.clone()),
+            None => Delays::Uniform(Duration::minutes(i64::from(self.retry_interval_minutes))),
+        };
+        RetryPolicy { max_attempts: self.max_attempts, delays }
+    }
+
+    /// The calling window and zone. Both were validated when written, and rows
+    /// are checked again when read (`store::rows`): the defaults are unreachable.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            window: CallingWindow::parse(&self.calling_window_start, &self.calling_window_end, &self.calling_days)
+                .unwrap_or_default(),
+            timezone: self.timezone.parse().unwrap_or(Tz::UTC),
         }
     }
 
@@ -35,15 +68,42 @@ impl Campaign {
                 mode: self.amd_mode,
                 wait_timeout: Duration::milliseconds(i64::from(self.amd_wait_timeout_ms)),
             },
+            schedule: self.schedule(),
         }
     }
 }
 
 /// A campaign's rules, as the state machine reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     pub retry: RetryPolicy,
     pub amd: AmdPolicy,
+    pub schedule: Schedule,
+}
+
+/// When a campaign's contacts may be called (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub window: CallingWindow,
+    /// The campaign's zone, for contacts without their own.
+    pub timezone: Tz,
+}
+
+impl Schedule {
+    /// The zone a contact is called in: its own, else the campaign's.
+    pub fn zone_for(&self, contact: &Contact) -> Tz {
+        contact.timezone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(self.timezone)
+    }
+
+    /// May `contact` be called at `at`?
+    pub fn allows(&self, contact: &Contact, at: DateTime<Utc>) -> bool {
+        self.window.allows(self.zone_for(contact), at)
+    }
+
+    /// The first instant at or after `earliest` when `contact` may be called.
+    pub fn next_allowed(&self, contact: &Contact, earliest: DateTime<Utc>) -> DateTime<Utc> {
+        self.window.next_allowed(self.zone_for(contact), earliest)
+    }
 }
 
 /// What a campaign does about answering machines (SPEC §12).
@@ -51,13 +111,6 @@ pub struct Rules {
 pub struct AmdPolicy {
     pub mode: AmdMode,
     pub wait_timeout: Duration,
-}
-
-/// What a campaign says about calling a contact again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: i32,
-    pub retry_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -72,6 +125,8 @@ pub struct Contact {
     pub last_outcome: Option<Outcome>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub do_not_call: bool,
+    /// IANA name; `None`: the campaign's.
+    pub timezone: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::model::{is_machine, Attempt, Contact, Rules};
 use super::transition::{not_reached_this_time, Decision};
-use super::vocab::{CallStatus, ContactState, Disposition, Outcome};
+use super::vocab::{CallStatus, ContactState, Disposition, Outcome, RetryKey};
 
 /// `error_code` of an answered call whose dialogue never reported a verdict.
 pub const NO_DIALOGUE_OUTCOME: &str = "no_dialogue_outcome";
@@ -86,7 +86,7 @@ pub fn check(a: &Attempt, last_event_at: DateTime<Utc>, t: &Timeouts) -> Option<
 /// SPEC §4: the verdict did not come in time; the attempt fails with
 /// `no_dialogue_outcome` and the contact gets the normal retry treatment.
 /// `None` when `a` is not awaiting a verdict or the timeout has not passed.
-pub fn verdict_timeout(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
+pub fn verdict_timeout(a: &Attempt, c: &Contact, rules: &Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
     let ended = a.ended_at?;
     if !awaiting_verdict(a) || now < ended + t.dialogue_outcome_timeout {
         return None;
@@ -95,14 +95,14 @@ pub fn verdict_timeout(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc
     decision.attempt.error_code = Some(NO_DIALOGUE_OUTCOME.into());
     decision.attempt.error_message =
         Some(format!("no dialogue verdict within {} min of the call's end", t.dialogue_outcome_timeout.num_minutes()));
-    not_reached_this_time(&mut decision, c, rules.retry, Outcome::Failed);
+    not_reached_this_time(&mut decision, c, rules, Outcome::Failed, Some(RetryKey::NoDialogueOutcome));
     Some(decision)
 }
 
 /// SPEC §9: the provider never told us how the call ended; after `give_up_after`
 /// the attempt fails with `reconcile_gave_up` (retry treatment for the contact).
 /// `None` while there is still time, or when the attempt is terminal already.
-pub fn give_up(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
+pub fn give_up(a: &Attempt, c: &Contact, rules: &Rules, now: DateTime<Utc>, t: &Timeouts) -> Option<Decision> {
     if a.status.is_terminal() || now < a.started_at + t.give_up_after {
         return None;
     }
@@ -112,7 +112,7 @@ pub fn give_up(a: &Attempt, c: &Contact, rules: Rules, now: DateTime<Utc>, t: &T
     decision.attempt.error_code = Some(RECONCILE_GAVE_UP.into());
     decision.attempt.error_message =
         Some(format!("the provider did not report the call's end within {} h", t.give_up_after.num_hours()));
-    not_reached_this_time(&mut decision, c, rules.retry, Outcome::Failed);
+    not_reached_this_time(&mut decision, c, rules, Outcome::Failed, Some(RetryKey::Failed));
     Some(decision)
 }
 

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::test_fixtures::{self as fixtures, attempt, contact, t, POLICY};
+use crate::domain::test_fixtures::{self as fixtures, attempt, contact, policy, t};
 use crate::domain::{decide, CallEvent, EventType, JobKind};
 
 fn event(event_type: EventType, at: i64, duration: Option<i32>, answered_by: Option<&str>) -> CallEvent {
@@ -15,7 +15,7 @@ fn event(event_type: EventType, at: i64, duration: Option<i32>, answered_by: Opt
 }
 
 fn step(a: &mut Attempt, c: &mut Contact, e: &CallEvent) {
-    let d = decide(a, c, POLICY, e);
+    let d = decide(a, c, &policy(), e);
     apply(a, c, d);
 }
 
@@ -29,14 +29,14 @@ fn apply(a: &mut Attempt, c: &mut Contact, d: Decision) {
 #[test]
 fn a_completed_call_with_talk_time_and_no_answer_reported_was_answered() {
     let (mut a, mut c) = (attempt(), contact(1));
-    let d = decide(&a, &c, POLICY, &event(EventType::Completed, 100, Some(95), None));
+    let d = decide(&a, &c, &policy(), &event(EventType::Completed, 100, Some(95), None));
     assert!(d.jobs.is_empty(), "too late to start a dialogue");
     apply(&mut a, &mut c, d);
     assert_eq!((a.status, a.answered_at, a.outcome), (CallStatus::Completed, Some(t(5)), None));
     assert!(awaiting_verdict(&a));
     assert_eq!(c.state, ContactState::InProgress, "waits for the verdict");
     // The real answer arriving afterwards changes nothing and starts nothing.
-    let late = decide(&a, &c, POLICY, &event(EventType::Answered, 5, None, Some("human")));
+    let late = decide(&a, &c, &policy(), &event(EventType::Answered, 5, None, Some("human")));
     assert!(late.jobs.is_empty());
     assert_eq!(late.attempt.answered_at, Some(t(5)));
 }
@@ -59,11 +59,11 @@ fn verdict_timeout_fails_the_call_and_retries_the_contact() {
     step(&mut a, &mut c, &event(EventType::Completed, 70, Some(60), None));
     assert_eq!(check(&a, t(71), &tm), Some(Check::VerdictTimeout { at: t(70) + tm.dialogue_outcome_timeout }));
     let just_before = t(70) + tm.dialogue_outcome_timeout - Duration::seconds(1);
-    assert_eq!(verdict_timeout(&a, &c, POLICY, just_before, &tm), None);
+    assert_eq!(verdict_timeout(&a, &c, &policy(), just_before, &tm), None);
     assert!(!is_stranded(&c, std::slice::from_ref(&a), just_before, &tm), "waiting in time is not stranded");
     let now = t(70) + tm.dialogue_outcome_timeout;
     assert!(is_stranded(&c, std::slice::from_ref(&a), now, &tm), "waiting past the timeout is");
-    let d = verdict_timeout(&a, &c, POLICY, now, &tm).expect("due");
+    let d = verdict_timeout(&a, &c, &policy(), now, &tm).expect("due");
     apply(&mut a, &mut c, d);
     assert_eq!((a.outcome, a.error_code.as_deref()), (Some(Outcome::Failed), Some(NO_DIALOGUE_OUTCOME)));
     assert_eq!((c.state, c.last_outcome), (ContactState::Pending, Some(Outcome::Failed)));
@@ -75,7 +75,7 @@ fn the_last_attempt_timing_out_makes_the_contact_not_reached() {
     let tm = Timeouts::default();
     let (mut a, mut c) = (attempt(), contact(3));
     step(&mut a, &mut c, &event(EventType::Completed, 70, Some(60), None));
-    let d = verdict_timeout(&a, &c, POLICY, t(10_000), &tm).unwrap();
+    let d = verdict_timeout(&a, &c, &policy(), t(10_000), &tm).unwrap();
     assert_eq!(d.jobs.iter().map(|j| j.kind).collect::<Vec<_>>(), vec![JobKind::SurveyNotReached]);
     apply(&mut a, &mut c, d);
     assert_eq!(c.state, ContactState::NotReached);
@@ -86,8 +86,8 @@ fn give_up_only_after_its_time_and_only_for_unfinished_calls() {
     let tm = Timeouts::default();
     let (a, c) = (attempt(), contact(1));
     assert_eq!(check(&a, t(0), &tm), Some(Check::Reconcile { at: t(0) + tm.reconcile_after }));
-    assert_eq!(give_up(&a, &c, POLICY, t(0) + tm.give_up_after - Duration::seconds(1), &tm), None);
-    let d = give_up(&a, &c, POLICY, t(0) + tm.give_up_after, &tm).unwrap();
+    assert_eq!(give_up(&a, &c, &policy(), t(0) + tm.give_up_after - Duration::seconds(1), &tm), None);
+    let d = give_up(&a, &c, &policy(), t(0) + tm.give_up_after, &tm).unwrap();
     assert_eq!((d.attempt.status, d.attempt.error_code.as_deref()), (CallStatus::Failed, Some(RECONCILE_GAVE_UP)));
     assert_eq!(d.contact.unwrap().state, ContactState::Pending);
     let mut answered = attempt();
@@ -95,7 +95,7 @@ fn give_up_only_after_its_time_and_only_for_unfinished_calls() {
     assert_eq!(check(&answered, t(0), &tm), Some(Check::Reconcile { at: t(0) + tm.max_call_duration }));
     let mut done = attempt();
     done.status = CallStatus::Busy;
-    assert_eq!(give_up(&done, &c, POLICY, t(1_000_000), &tm), None);
+    assert_eq!(give_up(&done, &c, &policy(), t(1_000_000), &tm), None);
     assert_eq!(check(&done, t(0), &tm), None);
 }
 
@@ -168,7 +168,7 @@ proptest! {
         let (mut a, mut c) = (attempt(), contact(attempts_count));
         let mut last_event_at = a.started_at;
         for e in &delivered {
-            let d = decide(&a, &c, POLICY, e);
+            let d = decide(&a, &c, &policy(), e);
             last_event_at = last_event_at.max(e.received_at);
             apply(&mut a, &mut c, d);
         }
@@ -178,12 +178,12 @@ proptest! {
         while let Some(due) = check(&a, last_event_at, &tm) {
             now = now.max(due.at());
             let decision = match due {
-                Check::Reconcile { .. } if provider_knows => Some(decide(&a, &c, POLICY, &truth_event)),
+                Check::Reconcile { .. } if provider_knows => Some(decide(&a, &c, &policy(), &truth_event)),
                 Check::Reconcile { .. } => {
                     now = now.max(a.started_at + tm.give_up_after);
-                    give_up(&a, &c, POLICY, now, &tm)
+                    give_up(&a, &c, &policy(), now, &tm)
                 }
-                Check::VerdictTimeout { .. } => verdict_timeout(&a, &c, POLICY, now, &tm),
+                Check::VerdictTimeout { .. } => verdict_timeout(&a, &c, &policy(), now, &tm),
             };
             let decision = decision.expect("a due check always settles something");
             last_event_at = now;

@@ -3,15 +3,24 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
+use super::window::CallingWindow;
 use super::{
     AmdMode, AmdPolicy, Attempt, CallEvent, CallStatus, Contact, ContactState, EventSource, EventType, Provider,
-    RetryPolicy, Rules,
+    RetryPolicy, Rules, Schedule,
 };
 
-pub const POLICY: Rules = Rules {
-    retry: RetryPolicy { max_attempts: 3, retry_interval: Duration::minutes(60) },
-    amd: AmdPolicy { mode: AmdMode::Off, wait_timeout: Duration::seconds(4) },
-};
+/// Three attempts an hour apart, AMD off, calls allowed 08:00–21:00 UTC every day
+/// (the fixtures' times fall inside it, so a retry is due exactly an hour later).
+pub fn policy() -> Rules {
+    Rules {
+        retry: RetryPolicy::uniform(3, Duration::minutes(60)),
+        amd: AmdPolicy { mode: AmdMode::Off, wait_timeout: Duration::seconds(4) },
+        schedule: Schedule {
+            window: CallingWindow::parse("08:00", "21:00", &[1, 2, 3, 4, 5, 6, 7]).unwrap(),
+            timezone: chrono_tz::Tz::UTC,
+        },
+    }
+}
 
 pub fn t(sec: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_800_000_000 + sec, 0).unwrap()
@@ -54,6 +63,7 @@ pub fn contact(attempts_count: i32) -> Contact {
         last_outcome: None,
         next_attempt_at: None,
         do_not_call: false,
+        timezone: None,
         created_at: t(0),
         updated_at: t(0),
     }
@@ -79,5 +89,25 @@ pub fn event(event_type: EventType, at: i64) -> CallEvent {
         error_message: None,
         payload: serde_json::json!({}),
         source: EventSource::Callback,
+    }
+}
+
+/// The fixtures' campaign, running, with [`policy`]'s window.
+pub fn campaign() -> super::Campaign {
+    super::Campaign {
+        id: Uuid::from_u128(2),
+        name: "fixture".into(),
+        max_attempts: 3,
+        retry_interval_minutes: 60,
+        created_at: t(0),
+        amd_mode: AmdMode::Off,
+        amd_wait_timeout_ms: 4000,
+        timezone: "UTC".into(),
+        calling_window_start: "08:00".into(),
+        calling_window_end: "21:00".into(),
+        calling_days: vec![1, 2, 3, 4, 5, 6, 7],
+        retry_policy: None,
+        max_concurrent_calls: None,
+        status: super::CampaignStatus::Running,
     }
 }

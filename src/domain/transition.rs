@@ -19,8 +19,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::model::{is_machine, Attempt, CallEvent, Contact, JobChange, NewJob, RetryPolicy, Rules};
-use super::vocab::{AmdMode, CallStatus, ContactState, Disposition, EventType, JobKind, Outcome};
+use super::model::{is_machine, Attempt, CallEvent, Contact, JobChange, NewJob, Rules};
+use super::retry::permanent_failure;
+use super::vocab::{AmdMode, CallStatus, ContactState, Disposition, EventType, JobKind, Outcome, RetryKey};
 
 /// What one event does.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +63,7 @@ impl ContactChange {
 }
 
 /// Decides what `event` does to `attempt` and `contact` under the campaign's `rules`.
-pub fn decide(attempt: &Attempt, contact: &Contact, rules: Rules, event: &CallEvent) -> Decision {
+pub fn decide(attempt: &Attempt, contact: &Contact, rules: &Rules, event: &CallEvent) -> Decision {
     let mut next = attempt.clone();
     let Some(event_type) = event.event_type else {
         return Decision::new(Disposition::Ignored, next);
@@ -125,13 +126,19 @@ pub fn decide(attempt: &Attempt, contact: &Contact, rules: Rules, event: &CallEv
                     Some(talked) => decision.attempt.answered_at = Some(ended_at - Duration::seconds(talked.into())),
                     // Ended without an answer and without talk time: nobody was reached.
                     None => {
-                        not_reached_this_time(&mut decision, contact, rules.retry, Outcome::NoAnswer);
+                        not_reached_this_time(
+                            &mut decision,
+                            contact,
+                            rules,
+                            Outcome::NoAnswer,
+                            Some(RetryKey::NoAnswer),
+                        );
                         return decision;
                     }
                 }
             }
             if machine && decision.attempt.outcome.is_none() {
-                not_reached_this_time(&mut decision, contact, rules.retry, Outcome::NoAnswer);
+                not_reached_this_time(&mut decision, contact, rules, Outcome::NoAnswer, Some(RetryKey::Machine));
             }
         }
         EventType::NoAnswer | EventType::Busy | EventType::Failed => {
@@ -140,12 +147,14 @@ pub fn decide(attempt: &Attempt, contact: &Contact, rules: Rules, event: &CallEv
             decision.attempt.error_code.clone_from(&event.error_code);
             decision.attempt.error_message.clone_from(&event.error_message);
             expire_start_if_answered(&mut decision, attempt);
-            let outcome = match event_type {
-                EventType::NoAnswer => Outcome::NoAnswer,
-                EventType::Busy => Outcome::Busy,
-                _ => Outcome::Failed,
+            let (outcome, reason) = match event_type {
+                EventType::NoAnswer => (Outcome::NoAnswer, RetryKey::NoAnswer),
+                EventType::Busy => (Outcome::Busy, RetryKey::Busy),
+                _ => (Outcome::Failed, RetryKey::Failed),
             };
-            not_reached_this_time(&mut decision, contact, rules.retry, outcome);
+            // SPEC §11: an invalid or unreachable number is never dialled again.
+            let permanent = permanent_failure(event.provider, event.error_code.as_deref());
+            not_reached_this_time(&mut decision, contact, rules, outcome, (!permanent).then_some(reason));
         }
     }
     decision
@@ -166,7 +175,7 @@ fn expire_start_if_answered(decision: &mut Decision, before: &Attempt) {
 /// withdraws the start — expired if not delivered yet, else one
 /// `dialogue.cancel` — and a call that ended awaiting its dialogue verdict counts
 /// as `no_answer`.
-fn verdict_after_answer(decision: &mut Decision, before: &Attempt, contact: &Contact, rules: Rules) {
+fn verdict_after_answer(decision: &mut Decision, before: &Attempt, contact: &Contact, rules: &Rules) {
     let key = dialogue_start_key(&before.call_id);
     if !decision.attempt.answered_by.as_deref().is_some_and(is_machine) {
         if rules.amd.mode == AmdMode::Wait && before.answered_at.is_some() {
@@ -192,23 +201,31 @@ fn verdict_after_answer(decision: &mut Decision, before: &Attempt, contact: &Con
         decision.job_changes.push(JobChange::Withdraw { idempotency_key: key, reason: "answered by a machine", undo });
     }
     if before.status == CallStatus::Completed && before.outcome.is_none() {
-        not_reached_this_time(decision, contact, rules.retry, Outcome::NoAnswer);
+        not_reached_this_time(decision, contact, rules, Outcome::NoAnswer, Some(RetryKey::Machine));
     }
 }
 
 /// The attempt ended without reaching a person: record the outcome, then either
-/// schedule the next attempt or give the contact up as `not_reached`.
-pub(super) fn not_reached_this_time(decision: &mut Decision, contact: &Contact, policy: RetryPolicy, outcome: Outcome) {
+/// schedule the next attempt — after the campaign's delay for `reason`, at the
+/// first instant the contact's calling window allows — or give the contact up as
+/// `not_reached`. `reason` is `None` for a failure that is never retried.
+pub(super) fn not_reached_this_time(
+    decision: &mut Decision,
+    contact: &Contact,
+    rules: &Rules,
+    outcome: Outcome,
+    reason: Option<RetryKey>,
+) {
     decision.attempt.outcome = Some(outcome);
     if !contact.state.is_open() {
         return;
     }
     let ended_at = decision.attempt.ended_at.expect("terminal events set ended_at first");
-    if contact.attempts_count < policy.max_attempts {
+    if let Some(delay) = reason.and_then(|r| rules.retry.delay_after(r, contact.attempts_count)) {
         decision.contact = Some(ContactChange {
             state: ContactState::Pending,
             last_outcome: Some(outcome),
-            next_attempt_at: Some(ended_at + policy.retry_interval),
+            next_attempt_at: Some(rules.schedule.next_allowed(contact, ended_at + delay)),
         });
     } else {
         decision.contact =
@@ -223,6 +240,7 @@ pub(super) fn not_reached_this_time(decision: &mut Decision, contact: &Contact, 
                 "call_id": decision.attempt.call_id,
                 "attempts_count": contact.attempts_count,
                 "last_outcome": outcome,
+                "reason": reason.map_or("permanent_failure", RetryKey::as_str),
             }),
         });
     }

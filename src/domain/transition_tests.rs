@@ -4,14 +4,14 @@ use chrono::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::test_fixtures::{attempt, contact, event, t, POLICY};
+use crate::domain::test_fixtures::{attempt, contact, event, policy, t};
 
 /// Runs events through `decide`, applying each decision, as the store does.
 fn run(events: &[CallEvent], mut contact: Contact) -> (Attempt, Contact, Vec<NewJob>) {
     let mut attempt = attempt();
     let mut jobs = vec![];
     for e in events {
-        let d = decide(&attempt, &contact, POLICY, e);
+        let d = decide(&attempt, &contact, &policy(), e);
         if let Some(change) = &d.contact {
             change.apply_to(&mut contact);
         }
@@ -23,11 +23,11 @@ fn run(events: &[CallEvent], mut contact: Contact) -> (Attempt, Contact, Vec<New
 
 #[test]
 fn first_initiated_applies_and_records_provider_call_id() {
-    let d = decide(&attempt(), &contact(1), POLICY, &event(EventType::Initiated, 0));
+    let d = decide(&attempt(), &contact(1), &policy(), &event(EventType::Initiated, 0));
     assert_eq!(d.disposition, Disposition::Applied);
     assert_eq!(d.attempt.provider_call_id.as_deref(), Some("CA1"));
     assert_eq!(d.attempt.provider_raw_status.as_deref(), Some("initiated"));
-    let again = decide(&d.attempt, &contact(1), POLICY, &event(EventType::Initiated, 1));
+    let again = decide(&d.attempt, &contact(1), &policy(), &event(EventType::Initiated, 1));
     assert_eq!(again.disposition, Disposition::Stale);
 }
 
@@ -113,7 +113,7 @@ fn closed_contacts_are_never_changed() {
     for state in [ContactState::Completed, ContactState::Refused, ContactState::Excluded, ContactState::NotReached] {
         let mut c = contact(3);
         c.state = state;
-        let d = decide(&attempt(), &c, POLICY, &event(EventType::Failed, 3));
+        let d = decide(&attempt(), &c, &policy(), &event(EventType::Failed, 3));
         assert_eq!(d.disposition, Disposition::Applied);
         assert_eq!(d.contact, None, "{state} must not change");
         assert!(d.jobs.is_empty());
@@ -124,7 +124,7 @@ fn closed_contacts_are_never_changed() {
 fn unrecognised_status_is_ignored_without_change() {
     let mut e = event(EventType::Ringing, 1);
     e.event_type = None;
-    let d = decide(&attempt(), &contact(1), POLICY, &e);
+    let d = decide(&attempt(), &contact(1), &policy(), &e);
     assert_eq!(d.disposition, Disposition::Ignored);
     assert!(!d.attempt_changed(&attempt()));
 }
@@ -214,7 +214,7 @@ proptest! {
         let mut attempt = attempt();
         let contact = contact(1);
         for e in &shuffled {
-            let d = decide(&attempt, &contact, POLICY, e);
+            let d = decide(&attempt, &contact, &policy(), e);
             prop_assert!(d.attempt.status.rank() >= attempt.status.rank());
             if attempt.status.is_terminal() {
                 prop_assert_eq!(d.attempt.status, attempt.status);

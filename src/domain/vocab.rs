@@ -17,7 +17,7 @@ pub struct ParseEnumError {
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident, $kind:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -158,6 +158,28 @@ wire_enum!(
     AmdMode, "AMD mode" {
         Off => "off",
         Wait => "wait",
+    }
+);
+
+wire_enum!(
+    /// `campaigns.status` (SPEC §11): only a `running` campaign is dialled; `paused`
+    /// may resume; `stopped` is final.
+    CampaignStatus, "campaign status" {
+        Running => "running",
+        Paused => "paused",
+        Stopped => "stopped",
+    }
+);
+
+wire_enum!(
+    /// The keys of a campaign's `retry_policy` (SPEC §11): why an attempt did not
+    /// reach anyone, as far as retrying is concerned.
+    RetryKey, "retry policy key" {
+        NoAnswer => "no_answer",
+        Busy => "busy",
+        Failed => "failed",
+        Machine => "machine",
+        NoDialogueOutcome => "no_dialogue_outcome",
     }
 );
 

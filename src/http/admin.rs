@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::extract::{ApiJson, ApiPath};
 use super::{ApiError, AppState};
 use crate::domain::{Attempt, Campaign, Contact, Outcome, Provider};
-use crate::store::{NewAttempt, NewCampaign, NewContact, StoredEvent};
+use crate::store::{ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate, StoredEvent, Uploaded};
 
 /// Refuses requests without a configured bearer token (401); the `Bearer` scheme is
 /// matched case-insensitively (RFC 9110 §11.1).
@@ -47,11 +47,10 @@ pub async fn require_token(State(app): State<AppState>, request: Request, next: 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddContacts {
     pub contacts: Vec<NewContact>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ContactList {
-    pub contacts: Vec<Contact>,
+    /// A phone number the campaign has already (or repeated in the upload):
+    /// `reject` (default) refuses the upload, `skip` adds the others.
+    #[serde(default)]
+    pub on_duplicate: OnDuplicate,
 }
 
 /// Registers a call attempt: the dialer's step before (or right after) dialling.
@@ -117,21 +116,54 @@ pub async fn create_campaign(
     Ok((StatusCode::CREATED, Json(app.store.create_campaign(new).await?)))
 }
 
-/// Adds contacts to a campaign: all of them, or none when one is invalid.
+/// Adds contacts to a campaign: all of them, or none when one is invalid. Phone
+/// numbers are normalised to E.164; each campaign has a phone number once.
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", tag = "admin", request_body = AddContacts,
     security(("bearer" = [])), params(("id" = Uuid, Path, description = "campaign id")),
     responses(
-        (status = 201, description = "the contacts, in the order given", body = ContactList),
-        (status = 400, description = "malformed JSON or id, or a contact out of bounds (e.g. a phone number not E.164)"),
+        (status = 201, description = "the contacts added, in the order given, and the duplicates skipped", body = Uploaded),
+        (status = 400, description = "malformed JSON or id, or rows out of bounds (`invalid_phone_number`, `invalid_timezone`, …; every row in `error.details`)"),
         (status = 404, description = "no such campaign"),
+        (status = 409, description = "phone numbers the campaign has already (`duplicate_phone_number`; rows in `error.details`)"),
     ))]
 pub async fn add_contacts(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<AddContacts>,
-) -> Result<(StatusCode, Json<ContactList>), ApiError> {
-    let contacts = app.store.add_contacts(id, body.contacts).await?;
-    Ok((StatusCode::CREATED, Json(ContactList { contacts })))
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let uploaded = app.store.add_contacts(id, body.contacts, body.on_duplicate).await?;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// Changes a contact's `do_not_call`, `timezone` or `external_id`.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "admin", request_body = ContactPatch,
+    security(("bearer" = [])), params(("id" = Uuid, Path, description = "contact id")),
+    responses(
+        (status = 200, description = "the contact", body = Contact),
+        (status = 400, description = "malformed JSON or id, `invalid_timezone`, or `external_id` out of bounds"),
+        (status = 404, description = "no such contact"),
+    ))]
+pub async fn patch_contact(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(patch): ApiJson<ContactPatch>,
+) -> Result<Json<Contact>, ApiError> {
+    Ok(Json(app.store.update_contact(id, patch).await?))
+}
+
+/// Excludes a contact: never dialled again, never changed by a callback.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/exclude", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "contact id")),
+    responses(
+        (status = 200, description = "the contact, `excluded`", body = Contact),
+        (status = 404, description = "no such contact"),
+        (status = 409, description = "the contact is `completed` or `refused` (`contact_closed`)"),
+    ))]
+pub async fn exclude_contact(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Contact>, ApiError> {
+    Ok(Json(app.store.exclude_contact(id).await?))
 }
 
 /// A contact's state.
@@ -155,7 +187,7 @@ pub async fn get_contact(State(app): State<AppState>, ApiPath(id): ApiPath<Uuid>
         (status = 201, description = "the attempt, and the callback URL to give the provider", body = RegisteredCall),
         (status = 400, description = "malformed JSON, a field out of bounds (`invalid_request`), or no `Host` to build the URL from"),
         (status = 404, description = "no such contact"),
-        (status = 409, description = "the contact may not be called now, is not in `campaign_id`, or `call_id` is taken"),
+        (status = 409, description = "the contact may not be called now (`outside_calling_window`, `not_due`, `campaign_not_running`, `concurrency_limit`, `do_not_call`, `attempt_in_flight`, `contact_closed`), is not in `campaign_id` or `call_id` is taken (`conflict`)"),
     ))]
 pub async fn register_call(
     State(app): State<AppState>,
@@ -173,13 +205,7 @@ pub async fn register_call(
     };
     let registered = app.store.register_attempt(new).await?;
     let a = &registered.attempt;
-    let path = format!(
-        "/webhooks/telephony/{provider}/events?call_id={}&campaign_id={}&contact_id={}",
-        crate::providers::form::encode_component(&a.call_id),
-        a.campaign_id,
-        a.contact_id
-    );
-    let status_callback_url = app.external_url.with_overrides(provider, app.external_url.build(&headers, &path)?);
+    let status_callback_url = status_callback_url(&app, &headers, a)?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredCall {
@@ -230,4 +256,17 @@ pub async fn record_outcome(
 ) -> Result<Json<OutcomeRecorded>, ApiError> {
     let (attempt, contact) = app.store.record_outcome(&call_id, body.outcome).await?;
     Ok(Json(OutcomeRecorded { attempt, contact }))
+}
+
+/// The status callback URL to give the provider for a registered call: it names
+/// the call, its campaign and contact, and carries the connection overrides.
+pub fn status_callback_url(app: &AppState, headers: &HeaderMap, a: &Attempt) -> Result<String, ApiError> {
+    let path = format!(
+        "/webhooks/telephony/{}/events?call_id={}&campaign_id={}&contact_id={}",
+        a.provider,
+        crate::providers::form::encode_component(&a.call_id),
+        a.campaign_id,
+        a.contact_id
+    );
+    Ok(app.external_url.with_overrides(a.provider, app.external_url.build(headers, &path)?))
 }

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Per-item problems (e.g. the rows of an upload), as `error.details`.
+    pub details: Option<serde_json::Value>,
 }
 
 /// Longest quoted value (between backticks or double quotes) echoed in a message.
@@ -29,7 +31,7 @@ const MAX_MESSAGE_CHARS: usize = 300;
 impl ApiError {
     /// An error whose message is [clipped](clip_message).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: clip_message(&message.into()) }
+        ApiError { status, code, message: clip_message(&message.into()), details: None }
     }
 
     /// The error a bare `status` from the HTTP stack stands for (hyper, tower, axum).
@@ -81,7 +83,11 @@ pub fn clip_message(message: &str) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        let body = Json(json!({ "error": error }));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -133,6 +139,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             StoreError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            StoreError::Refused { conflict, code, message, details } => {
+                let status = if conflict { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+                ApiError { details, ..ApiError::new(status, code, message) }
+            }
         }
     }
 }

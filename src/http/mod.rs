@@ -3,11 +3,13 @@
 //! [`Providers`] and [`Store`] and their results into JSON.
 
 mod admin;
+mod campaigns;
 mod error;
 mod extract;
 mod health;
 mod limits;
 mod openapi;
+mod page;
 pub mod server;
 mod webhook;
 mod wire;
@@ -63,9 +65,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 pub fn router_with(state: AppState, limits: &Limits, metrics: &MetricsAccess) -> Router {
     crate::telemetry::prometheus();
     let admin = Router::new()
-        .route("/campaigns", post(admin::create_campaign))
-        .route("/campaigns/{id}/contacts", post(admin::add_contacts))
-        .route("/contacts/{id}", get(admin::get_contact))
+        .route("/campaigns", post(admin::create_campaign).get(campaigns::list))
+        .route("/campaigns/{id}", get(campaigns::get))
+        .route("/campaigns/{id}/contacts", post(admin::add_contacts).get(campaigns::contacts))
+        .route("/campaigns/{id}/dial", post(campaigns::dial))
+        .route("/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/campaigns/{id}/stop", post(campaigns::stop))
+        .route("/campaigns/{id}/stats", get(campaigns::stats))
+        .route("/campaigns/{id}/results.csv", get(campaigns::results_csv))
+        .route("/contacts/{id}", get(admin::get_contact).patch(admin::patch_contact))
+        .route("/contacts/{id}/exclude", post(admin::exclude_contact))
         .route("/calls", post(admin::register_call))
         .route("/calls/{call_id}", get(admin::get_call))
         .route("/calls/{call_id}/outcome", post(admin::record_outcome))

@@ -24,7 +24,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::admin;
+use super::{admin, campaigns};
 use crate::domain::{EventType, Provider};
 
 #[derive(OpenApi)]
@@ -34,6 +34,17 @@ use crate::domain::{EventType, Provider};
         admin::create_campaign,
         admin::add_contacts,
         admin::get_contact,
+        admin::patch_contact,
+        admin::exclude_contact,
+        campaigns::list,
+        campaigns::get,
+        campaigns::pause,
+        campaigns::resume,
+        campaigns::stop,
+        campaigns::stats,
+        campaigns::dial,
+        campaigns::contacts,
+        campaigns::results_csv,
         admin::register_call,
         admin::get_call,
         admin::record_outcome,
@@ -46,6 +57,7 @@ use crate::domain::{EventType, Provider};
     components(schemas(ErrorBody)),
     tags(
         (name = "admin", description = "Campaigns, contacts and calls, behind a bearer token."),
+        (name = "campaigns", description = "The dialer's loop and the operator's view of a campaign, behind a bearer token."),
         (name = "webhooks", description = "Providers' signed call-status callbacks."),
         (name = "operations", description = "Probes, metrics and this document."),
     ),
@@ -69,6 +81,7 @@ pub struct ErrorBody {
 #[allow(dead_code)] // see `ErrorBody`
 pub struct ErrorDetail {
     /// Stable and machine-readable, e.g. `unauthorized`, `invalid_request`,
+    /// `invalid_timezone`, `invalid_calling_window`, `outside_calling_window`, `not_due`,
     /// `malformed_body`, `invalid_path`, `unsupported_media_type`, `payload_too_large`,
     /// `request_timeout`, `not_found`, `unknown_provider`, `missing_signature`,
     /// `invalid_signature`, `conflict`, `overloaded`, `store_unavailable`,
@@ -76,6 +89,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people; the wording may change.
     pub message: String,
+    /// Per-item problems, e.g. every refused row of a contact upload
+    /// (`{"row", "code", "message"}` or `{"row", "phone_number", "duplicate_of_…"}`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub details: Option<Vec<serde_json::Value>>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -412,8 +429,25 @@ impl Modify for InputLimits {
         amd_wait.description = Some("0–60000; 4000 when omitted. How long `wait` holds the dialogue.".into());
 
         let phone = plain(schemas, "NewContact", "phone_number");
-        phone.pattern = Some(r"^\+[1-9][0-9]{1,14}$".into());
-        phone.description = Some("E.164: `+`, then 2–15 digits, the first not 0.".into());
+        phone.pattern = Some(r"^[ .()\-]*\+[ .()\-]*[1-9]([ .()\-]*[0-9]){1,14}[ .()\-]*$".into());
+        phone.description = Some(
+            "E.164 once spaces, dots, dashes and parentheses are removed: `+`, then 2–15 digits, the first not 0."
+                .into(),
+        );
+        let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        for (schema, field) in [("NewCampaign", "timezone"), ("NewContact", "timezone"), ("ContactPatch", "timezone")] {
+            let tz = plain(schemas, schema, field);
+            tz.enum_values = Some(zones.iter().map(|z| (*z).into()).collect());
+            tz.description = Some("An IANA timezone name, e.g. `America/New_York`.".into());
+        }
+        let start = plain(schemas, "NewCampaign", "calling_window_start");
+        start.pattern = Some("^(0[89]|1[0-9]|20):[0-5][0-9]$".into());
+        let end = plain(schemas, "NewCampaign", "calling_window_end");
+        end.pattern = Some("^(0[89]|1[0-9]|20):[0-5][0-9]$|^21:00$".into());
+        end.description =
+            Some("Local `HH:MM`, exclusive, after `calling_window_start`; default `20:00`, not after `21:00`.".into());
+        let cap = plain(schemas, "NewCampaign", "max_concurrent_calls");
+        (cap.minimum, cap.maximum) = (Some(1.into()), Some(crate::store::MAX_CONCURRENT_CALLS.into()));
         let external_id = plain(schemas, "NewContact", "external_id");
         external_id.max_length = Some(MAX_EXTERNAL_ID_CHARS);
         external_id.pattern = Some(format!("^[^{CONTROL}]*$"));

@@ -134,7 +134,11 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         duration_seconds: duration,
         answered_by,
         error_code: if failed {
-            text(payload, "sip_hangup_cause").map(|c| format!("sip:{c}")).or(cause.clone())
+            // `unspecified` stands for "no SIP response": the hangup cause says more.
+            text(payload, "sip_hangup_cause")
+                .filter(|c| c != "unspecified")
+                .map(|c| format!("sip:{c}"))
+                .or(cause.clone())
         } else {
             None
         },

@@ -469,7 +469,9 @@ pub fn parse_scheme(
         duration_seconds: number(fields, "CallDuration"),
         answered_by: text("AnsweredBy"),
         error_code: if failed {
-            text("ErrorCode").or_else(|| text("SipResponseCode").map(|c| format!("sip:{c}")))
+            // SignalWire's form callbacks name the SIP code `SipResultCode`.
+            text("ErrorCode")
+                .or_else(|| text("SipResponseCode").or_else(|| text("SipResultCode")).map(|c| format!("sip:{c}")))
         } else {
             None
         },

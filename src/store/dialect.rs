@@ -37,6 +37,7 @@ pub enum Arg<'a> {
     Bool(bool),
     Ts(Option<DateTime<Utc>>),
     Json(&'a Value),
+    OptJson(Option<&'a Value>),
 }
 
 /// A backend's differences. Implemented for `sqlx::Postgres` and `sqlx::Sqlite`.
@@ -107,6 +108,7 @@ where
     bool: sqlx::Encode<'q, D> + sqlx::Type<D>,
     Option<DateTime<Utc>>: sqlx::Encode<'q, D> + sqlx::Type<D>,
     Json<&'q Value>: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    Option<Json<&'q Value>>: sqlx::Encode<'q, D> + sqlx::Type<D>,
 {
     match arg {
         Arg::Text(v) => query.bind(v),
@@ -115,6 +117,7 @@ where
         Arg::Bool(v) => query.bind(v),
         Arg::Ts(v) => query.bind(v),
         Arg::Json(v) => query.bind(Json(v)),
+        Arg::OptJson(v) => query.bind(v.map(Json)),
         Arg::Id(_) => unreachable!("each dialect binds UUIDs itself"),
     }
 }

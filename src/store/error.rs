@@ -27,15 +27,36 @@ pub enum StoreError {
     /// The input breaks a rule of the schema (400).
     #[error("{0}")]
     Invalid(String),
+    /// A rule refused the request with a precise code: a setting out of bounds
+    /// (400, e.g. `invalid_timezone`) or a call that may not be placed now (409,
+    /// e.g. `outside_calling_window`). `details` lists per-row problems.
+    #[error("{message}")]
+    Refused { conflict: bool, code: &'static str, message: String, details: Option<serde_json::Value> },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// A 400 with a precise code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Refused { conflict: false, code, message: message.into(), details: None }
+    }
+
+    /// A 409 with a precise code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Refused { conflict: true, code, message: message.into(), details: None }
+    }
+
     /// Is this the database being away (the spool and the 503 path), as opposed to
     /// something wrong with the request or the code?
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<crate::domain::Refusal> for StoreError {
+    fn from(err: crate::domain::Refusal) -> Self {
+        StoreError::invalid(err.code, err.message)
     }
 }
 

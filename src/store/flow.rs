@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::types::{NewAttempt, RecordOutcome, Recorded, Registered, SettleRule};
+use super::types::{RecordOutcome, Recorded, SettleRule};
 use super::{StoreError, StoreResult};
 use crate::domain::stranded::{self, Timeouts};
 use crate::domain::{
@@ -42,7 +42,7 @@ impl AttemptKey<'_> {
     }
 
     /// Name of the lock that serialises deferral against registration.
-    fn lock_name(&self) -> String {
+    pub(crate) fn lock_name(&self) -> String {
         match self {
             AttemptKey::CallId(id) => format!("call:{id}"),
             AttemptKey::ProviderCallId(p, id) => format!("pcid:{p}:{id}"),
@@ -98,6 +98,8 @@ pub(crate) trait TxOps: Send + Sized {
     /// Changes a pending job written earlier; returns the jobs made deliverable
     /// (to wake the dispatcher).
     async fn change_job(&mut self, change: &JobChange) -> StoreResult<usize>;
+    /// Calls of a campaign not finished yet.
+    async fn in_flight(&mut self, campaign_id: Uuid) -> StoreResult<i64>;
     async fn commit(self) -> StoreResult<()>;
 }
 
@@ -237,8 +239,8 @@ pub(crate) async fn settle<T: TxOps>(
     let Some(mut state) = tx.find_attempt(AttemptKey::CallId(call_id), None).await? else { return Ok(None) };
     let rules = state.campaign.rules();
     let decision = match rule {
-        SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, rules, now, timeouts),
-        SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, rules, now, timeouts),
+        SettleRule::VerdictTimeout => stranded::verdict_timeout(&state.attempt, &state.contact, &rules, now, timeouts),
+        SettleRule::GiveUp => stranded::give_up(&state.attempt, &state.contact, &rules, now, timeouts),
     };
     let Some(mut decision) = decision else { return Ok(None) };
     decision.attempt.last_event_at = state.attempt.last_event_at.max(now);
@@ -269,7 +271,7 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
 /// The state machine's decision, plus the one thing every stored event does: any
 /// news of the call, even stale, postpones its reconciliation.
 fn decide_with_news(state: &Loaded, event: &CallEvent) -> Decision {
-    let mut decision = decide(&state.attempt, &state.contact, state.campaign.rules(), event);
+    let mut decision = decide(&state.attempt, &state.contact, &state.campaign.rules(), event);
     decision.attempt.last_event_at = state.attempt.last_event_at.max(event.received_at);
     decision
 }
@@ -318,7 +320,11 @@ fn enrich_dialogue_start(payload: &mut serde_json::Value, state: &Loaded) {
 }
 
 /// Applies deferred events in the order they happened; returns the jobs enqueued.
-async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Vec<CallEvent>) -> StoreResult<usize> {
+pub(crate) async fn apply_deferred<T: TxOps>(
+    tx: &mut T,
+    state: &mut Loaded,
+    mut events: Vec<CallEvent>,
+) -> StoreResult<usize> {
     events.sort_by_key(|e| (e.sequence_number, e.at(), e.received_at));
     let mut enqueued = 0;
     for event in events {
@@ -338,80 +344,4 @@ async fn apply_deferred<T: TxOps>(tx: &mut T, state: &mut Loaded, mut events: Ve
         enqueued += persist(tx, state, decision).await?;
     }
     Ok(enqueued)
-}
-
-pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> StoreResult<Registered> {
-    let call_id = new.call_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
-    new.validate(&call_id)?;
-    tx.lock(&AttemptKey::CallId(&call_id).lock_name()).await?;
-    if let Some(pcid) = &new.provider_call_id {
-        tx.lock(&AttemptKey::ProviderCallId(new.provider, pcid).lock_name()).await?;
-    }
-    let (mut contact, campaign) = tx
-        .find_contact(new.contact_id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("contact `{}` not found", new.contact_id)))?;
-    if new.campaign_id.is_some_and(|id| id != contact.campaign_id) {
-        return Err(StoreError::Conflict(format!(
-            "contact `{}` is not in campaign `{}`",
-            contact.id,
-            new.campaign_id.unwrap()
-        )));
-    }
-    refuse_unless_dialable(&contact)?;
-
-    let now = tx.now();
-    contact.attempts_count += 1;
-    contact.last_attempt_at = Some(now);
-    contact.next_attempt_at = None;
-    contact.state = ContactState::InProgress;
-    contact.updated_at = now;
-    let attempt = Attempt {
-        id: Uuid::new_v4(),
-        call_id: call_id.clone(),
-        campaign_id: contact.campaign_id,
-        contact_id: contact.id,
-        attempt_number: contact.attempts_count,
-        provider: new.provider,
-        provider_call_id: new.provider_call_id.clone(),
-        status: CallStatus::Initiated,
-        provider_raw_status: None,
-        answered_by: None,
-        started_at: now,
-        answered_at: None,
-        ended_at: None,
-        duration_seconds: None,
-        outcome: None,
-        error_code: None,
-        error_message: None,
-        metadata: new.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
-        last_event_at: now,
-        account_sid: None,
-    };
-    tx.insert_attempt(&attempt).await?;
-    tx.update_contact(&contact).await?;
-
-    let waiting = tx.deferred_events(Some(&call_id), new.provider, new.provider_call_id.as_deref()).await?;
-    let applied_deferred = waiting.len();
-    let mut state = Loaded { attempt, contact, campaign, deferred_waiting: false };
-    let enqueued = apply_deferred(&mut tx, &mut state, waiting).await?;
-    tx.commit().await?;
-    Ok(Registered { attempt: state.attempt, contact: state.contact, applied_deferred, enqueued })
-}
-
-/// SPEC §1: no attempt for a contact that is closed, barred, or already being called.
-fn refuse_unless_dialable(contact: &Contact) -> StoreResult<()> {
-    let reason = if contact.do_not_call {
-        Some("is marked do_not_call".to_owned())
-    } else if contact.state == ContactState::InProgress {
-        Some("already has an attempt in flight".to_owned())
-    } else if contact.state != ContactState::Pending {
-        Some(format!("is {}", contact.state))
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(StoreError::Conflict(format!("contact `{}` {reason}", contact.id))),
-        None => Ok(()),
-    }
 }

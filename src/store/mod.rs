@@ -6,8 +6,10 @@
 //! statements in [`flow::TxOps`]; each backend only supplies its SQL.
 
 mod dialect;
+mod dialing;
 mod error;
 mod flow;
+mod input;
 pub mod lease;
 mod postgres;
 mod rows;
@@ -16,6 +18,7 @@ mod sql_store;
 mod sqlite;
 mod tx;
 mod types;
+mod upload;
 
 use std::sync::Arc;
 
@@ -23,17 +26,20 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::{Attempt, CallEvent, Campaign, Contact, Outcome};
+use crate::domain::{Attempt, CallEvent, Campaign, CampaignStatus, Contact, ContactState, Outcome, Provider};
 
 pub use error::{StoreError, StoreResult};
+pub use input::{
+    normalise_phone, ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate, MAX_AMD_WAIT_TIMEOUT_MS,
+    MAX_CONCURRENT_CALLS, MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_RETRY_INTERVAL_MINUTES,
+};
 pub use lease::Lease;
 pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    Claimed, ClaimedAttempts, Cutoffs, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Quiet,
-    ReconcileStats, RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent,
-    MAX_AMD_WAIT_TIMEOUT_MS, MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_RETRY_INTERVAL_MINUTES,
+    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, Quiet, ReconcileStats,
+    RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
 };
 
 #[async_trait]
@@ -51,13 +57,53 @@ pub trait Store: Send + Sync + 'static {
     async fn record_event(&self, event: &CallEvent) -> StoreResult<Recorded>;
 
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign>;
-    async fn add_contacts(&self, campaign_id: Uuid, contacts: Vec<NewContact>) -> StoreResult<Vec<Contact>>;
-    /// The dialer's step: creates an attempt for a contact (SPEC §1 rules) and applies
-    /// any callbacks that arrived before it, in the same transaction.
+    /// Adds contacts, all or none: every row is checked (phone numbers normalised
+    /// to E.164) and a phone number the campaign has already is refused with the
+    /// rows listed, or skipped with `OnDuplicate::Skip`.
+    async fn add_contacts(
+        &self,
+        campaign_id: Uuid,
+        contacts: Vec<NewContact>,
+        on_duplicate: OnDuplicate,
+    ) -> StoreResult<Uploaded>;
+    /// The dialer's step: creates an attempt for a contact (SPEC §1, §11 rules) and
+    /// applies any callbacks that arrived before it, in the same transaction.
     async fn register_attempt(&self, new: NewAttempt) -> StoreResult<Registered>;
+    /// Claims up to `limit` due contacts and registers an attempt for each (SPEC
+    /// §11); concurrent claimers never receive the same contact.
+    async fn claim_due(
+        &self,
+        campaign_id: Uuid,
+        limit: usize,
+        provider: Provider,
+    ) -> StoreResult<(Campaign, Vec<Registered>)>;
 
     async fn campaign(&self, id: Uuid) -> StoreResult<Option<Campaign>>;
+    /// Campaigns in creation order after the cursor (`created_at`, `id`).
+    async fn campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<Campaign>>;
+    /// Pauses, resumes or stops a campaign; `stopped` is final.
+    async fn set_campaign_status(&self, id: Uuid, status: CampaignStatus) -> StoreResult<Campaign>;
+    async fn campaign_stats(&self, id: Uuid) -> StoreResult<CampaignStats>;
     async fn contact(&self, id: Uuid) -> StoreResult<Option<Contact>>;
+    /// A campaign's contacts in id order after `after`; optionally one state.
+    async fn contacts(
+        &self,
+        campaign_id: Uuid,
+        state: Option<ContactState>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<Contact>>;
+    /// Changes a contact's `do_not_call`, `timezone` or `external_id`.
+    async fn update_contact(&self, id: Uuid, patch: ContactPatch) -> StoreResult<Contact>;
+    /// Sets a contact `excluded`: never dialled again, never changed by a callback.
+    async fn exclude_contact(&self, id: Uuid) -> StoreResult<Contact>;
+    /// Contacts with their latest call, in id order after `after`.
+    async fn results(&self, campaign_id: Uuid, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<ContactResult>>;
     async fn attempt(&self, call_id: &str) -> StoreResult<Option<Attempt>>;
     /// A call's events in arrival order.
     async fn events_for_call(&self, call_id: &str) -> StoreResult<Vec<StoredEvent>>;

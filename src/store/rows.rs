@@ -17,6 +17,7 @@ pub trait RowExt {
     fn opt_i64(&self, col: &str) -> StoreResult<Option<i64>>;
     fn opt_ts(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
     fn json(&self, col: &str) -> StoreResult<Value>;
+    fn opt_json(&self, col: &str) -> StoreResult<Option<Value>>;
     fn boolean(&self, col: &str) -> StoreResult<bool>;
 
     fn uuid(&self, col: &str) -> StoreResult<Uuid> {
@@ -54,13 +55,16 @@ pub(crate) fn corrupt(col: &str, value: &str) -> StoreError {
 
 pub(crate) const CAMPAIGN_COLS: &str = "k.id AS k_id, k.name AS k_name, k.max_attempts AS k_max_attempts, \
      k.retry_interval_minutes AS k_retry_interval_minutes, k.created_at AS k_created_at, \
-     k.amd_mode AS k_amd_mode, k.amd_wait_timeout_ms AS k_amd_wait_timeout_ms";
+     k.amd_mode AS k_amd_mode, k.amd_wait_timeout_ms AS k_amd_wait_timeout_ms, k.timezone AS k_timezone, \
+     k.calling_window_start AS k_calling_window_start, k.calling_window_end AS k_calling_window_end, \
+     k.calling_days AS k_calling_days, k.retry_policy AS k_retry_policy, \
+     k.max_concurrent_calls AS k_max_concurrent_calls, k.status AS k_status";
 
 pub(crate) const CONTACT_COLS: &str =
     "c.id AS c_id, c.campaign_id AS c_campaign_id, c.phone_number AS c_phone_number, \
      c.external_id AS c_external_id, c.state AS c_state, c.attempts_count AS c_attempts_count, \
      c.last_attempt_at AS c_last_attempt_at, c.last_outcome AS c_last_outcome, \
-     c.next_attempt_at AS c_next_attempt_at, c.do_not_call AS c_do_not_call, \
+     c.next_attempt_at AS c_next_attempt_at, c.do_not_call AS c_do_not_call, c.timezone AS c_timezone, \
      c.created_at AS c_created_at, c.updated_at AS c_updated_at";
 
 pub(crate) const ATTEMPT_COLS: &str =
@@ -85,7 +89,35 @@ pub(crate) fn campaign(r: &impl RowExt) -> StoreResult<Campaign> {
         created_at: r.ts("k_created_at")?,
         amd_mode: r.parsed("k_amd_mode")?,
         amd_wait_timeout_ms: r.int("k_amd_wait_timeout_ms")?,
+        timezone: r.text("k_timezone")?,
+        calling_window_start: r.text("k_calling_window_start")?,
+        calling_window_end: r.text("k_calling_window_end")?,
+        calling_days: days(&r.text("k_calling_days")?)?,
+        retry_policy: r
+            .opt_json("k_retry_policy")?
+            .map(|p| crate::domain::retry::parse_policy(&p).map_err(|_| corrupt("retry_policy", &p.to_string())))
+            .transpose()?,
+        max_concurrent_calls: r.opt_int("k_max_concurrent_calls")?,
+        status: r.parsed("k_status")?,
     })
+    .and_then(|k: Campaign| {
+        // The rules read these on every event: a row that does not parse is a
+        // fault, not a reason to fall back to defaults.
+        crate::domain::window::parse_tz(&k.timezone).map_err(|_| corrupt("timezone", &k.timezone))?;
+        crate::domain::window::CallingWindow::parse(&k.calling_window_start, &k.calling_window_end, &k.calling_days)
+            .map_err(|e| corrupt("calling_window", &e.message))?;
+        Ok(k)
+    })
+}
+
+/// `calling_days` as stored: ISO weekday digits, comma-separated (`1,2,3,4,5`).
+fn days(stored: &str) -> StoreResult<Vec<u8>> {
+    stored.split(',').map(|d| d.trim().parse().map_err(|_| corrupt("calling_days", stored))).collect()
+}
+
+/// `calling_days` to store.
+pub(crate) fn days_text(days: &[u8]) -> String {
+    days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn contact(r: &impl RowExt) -> StoreResult<Contact> {
@@ -100,6 +132,7 @@ pub(crate) fn contact(r: &impl RowExt) -> StoreResult<Contact> {
         last_outcome: r.opt_parsed("c_last_outcome")?,
         next_attempt_at: r.opt_ts("c_next_attempt_at")?,
         do_not_call: r.boolean("c_do_not_call")?,
+        timezone: r.opt_text("c_timezone")?,
         created_at: r.ts("c_created_at")?,
         updated_at: r.ts("c_updated_at")?,
     })
@@ -211,6 +244,9 @@ macro_rules! impl_row_ext {
             }
             fn json(&self, col: &str) -> $crate::store::StoreResult<serde_json::Value> {
                 Ok(sqlx::Row::try_get::<sqlx::types::Json<serde_json::Value>, _>(self, col)?.0)
+            }
+            fn opt_json(&self, col: &str) -> $crate::store::StoreResult<Option<serde_json::Value>> {
+                Ok(sqlx::Row::try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(self, col)?.map(|j| j.0))
             }
             fn boolean(&self, col: &str) -> $crate::store::StoreResult<bool> {
                 Ok(sqlx::Row::try_get(self, col)?)

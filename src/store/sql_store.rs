@@ -10,18 +10,20 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::dialect::Dialect;
+use super::dialing;
 use super::flow;
+use super::input::{ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate};
 use super::lease::Lease;
-use super::sql::{attempts, contacts, events, outbox, reconcile};
+use super::sql::{attempts, campaigns, contacts, events, outbox, reconcile};
 use super::tx::Tx;
 use super::types::{
-    Claimed, ClaimedAttempts, Cutoffs, NewAttempt, NewCampaign, NewContact, OutboxJob, OutboxStats, Quiet,
-    ReconcileStats, Recorded, Registered, ReplayReport, SettleRule, StoredEvent,
+    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, Quiet, ReconcileStats,
+    Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::clock::Clock;
 use crate::domain::stranded::Timeouts;
-use crate::domain::{Attempt, CallEvent, Campaign, Contact, ContactState, Outcome};
+use crate::domain::{Attempt, CallEvent, Campaign, CampaignStatus, Contact, ContactState, Outcome, Provider};
 
 /// A store over a pool of backend `D` ([`super::PgStore`], [`super::SqliteStore`]).
 pub struct SqlStore<D: sqlx::Database> {
@@ -92,30 +94,37 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
-        let (max_attempts, interval, amd_wait_timeout_ms) = new.validated()?;
-        let campaign = Campaign {
-            id: Uuid::new_v4(),
-            name: new.name.trim().to_owned(),
-            max_attempts,
-            retry_interval_minutes: interval,
-            created_at: self.clock.now(),
-            amd_mode: new.amd_mode.unwrap_or(crate::domain::AmdMode::Off),
-            amd_wait_timeout_ms,
-        };
-        contacts::insert_campaign::<D>(&mut *self.conn().await?, &campaign).await?;
+        let campaign = new.into_campaign(Uuid::new_v4(), self.clock.now())?;
+        campaigns::insert::<D>(&mut *self.conn().await?, &campaign).await?;
         Ok(campaign)
     }
 
-    async fn add_contacts(&self, campaign_id: Uuid, new: Vec<NewContact>) -> StoreResult<Vec<Contact>> {
-        for c in &new {
-            c.validate()?;
+    async fn add_contacts(
+        &self,
+        campaign_id: Uuid,
+        new: Vec<NewContact>,
+        on_duplicate: OnDuplicate,
+    ) -> StoreResult<Uploaded> {
+        let mut rows = Vec::with_capacity(new.len());
+        let mut problems = Vec::new();
+        for (row, contact) in new.into_iter().enumerate() {
+            match contact.normalised() {
+                Ok(contact) => rows.push((row, contact)),
+                Err(e) => problems.push(super::upload::problem(row, e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(super::upload::refused(problems));
         }
         let mut tx = self.begin().await?;
-        if contacts::campaign::<D>(tx.conn(), campaign_id).await?.is_none() {
+        if campaigns::get::<D>(tx.conn(), campaign_id).await?.is_none() {
             return Err(StoreError::NotFound(format!("campaign `{campaign_id}` not found")));
         }
+        let phones: Vec<&str> = rows.iter().map(|(_, c)| c.phone_number.as_str()).collect();
+        let stored = contacts::existing_phones::<D>(tx.conn(), campaign_id, &phones).await?;
+        let (rows, skipped) = super::upload::without_duplicates(rows, stored, on_duplicate)?;
         let now = flow::TxOps::now(&tx);
-        let created: Vec<Contact> = new
+        let created: Vec<Contact> = rows
             .into_iter()
             .map(|c| Contact {
                 id: Uuid::new_v4(),
@@ -128,27 +137,127 @@ impl<D: Dialect> Store for SqlStore<D> {
                 last_outcome: None,
                 next_attempt_at: None,
                 do_not_call: c.do_not_call,
+                timezone: c.timezone,
                 created_at: now,
                 updated_at: now,
             })
             .collect();
-        contacts::insert_many::<D>(tx.conn(), &created).await?;
+        contacts::insert_many::<D>(tx.conn(), &created).await.map_err(super::upload::raced)?;
         flow::TxOps::commit(tx).await?;
-        Ok(created)
+        Ok(Uploaded { contacts: created, skipped })
     }
 
     async fn register_attempt(&self, new: NewAttempt) -> StoreResult<Registered> {
-        let registered = flow::register_attempt(self.begin().await?, new).await?;
+        let registered = dialing::register_attempt(self.begin().await?, new).await?;
         self.signal_jobs(registered.enqueued);
         Ok(registered)
     }
 
+    async fn claim_due(
+        &self,
+        campaign_id: Uuid,
+        limit: usize,
+        provider: Provider,
+    ) -> StoreResult<(Campaign, Vec<Registered>)> {
+        dialing::claim(self.begin().await?, campaign_id, limit, provider).await
+    }
+
     async fn campaign(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
-        contacts::campaign::<D>(&mut *self.conn().await?, id).await
+        campaigns::get::<D>(&mut *self.conn().await?, id).await
+    }
+
+    async fn campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<Campaign>> {
+        campaigns::list::<D>(&mut *self.conn().await?, status, after, limit).await
+    }
+
+    async fn set_campaign_status(&self, id: Uuid, status: CampaignStatus) -> StoreResult<Campaign> {
+        let mut tx = self.begin().await?;
+        flow::TxOps::lock(&mut tx, &contacts::campaign_lock(id)).await?;
+        let mut campaign = campaigns::get::<D>(tx.conn(), id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("campaign `{id}` not found")))?;
+        if campaign.status == status {
+            return Ok(campaign);
+        }
+        if campaign.status == CampaignStatus::Stopped {
+            return Err(StoreError::conflict("campaign_stopped", format!("campaign `{id}` is stopped for good")));
+        }
+        campaigns::set_status::<D>(tx.conn(), id, status).await?;
+        flow::TxOps::commit(tx).await?;
+        campaign.status = status;
+        Ok(campaign)
+    }
+
+    async fn campaign_stats(&self, id: Uuid) -> StoreResult<CampaignStats> {
+        let mut conn = self.conn().await?;
+        let campaign = campaigns::get::<D>(&mut conn, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("campaign `{id}` not found")))?;
+        campaigns::stats::<D>(&mut conn, &campaign).await
     }
 
     async fn contact(&self, id: Uuid) -> StoreResult<Option<Contact>> {
         contacts::by_id::<D>(&mut *self.conn().await?, id).await
+    }
+
+    async fn contacts(
+        &self,
+        campaign_id: Uuid,
+        state: Option<ContactState>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<Contact>> {
+        contacts::list::<D>(&mut *self.conn().await?, campaign_id, state, after, limit).await
+    }
+
+    async fn update_contact(&self, id: Uuid, patch: ContactPatch) -> StoreResult<Contact> {
+        patch.check()?;
+        let mut tx = self.begin().await?;
+        let (mut contact, campaign) = contacts::with_campaign::<D>(tx.conn(), id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("contact `{id}` not found")))?;
+        if patch.apply_to(&mut contact) {
+            // A retry scheduled in the old zone is moved into the new zone's window.
+            if let Some(due) = contact.next_attempt_at.filter(|_| contact.state == ContactState::Pending) {
+                contact.next_attempt_at = Some(campaign.schedule().next_allowed(&contact, due));
+            }
+        }
+        contact.updated_at = flow::TxOps::now(&tx);
+        contacts::update::<D>(tx.conn(), &contact).await?;
+        flow::TxOps::commit(tx).await?;
+        Ok(contact)
+    }
+
+    async fn exclude_contact(&self, id: Uuid) -> StoreResult<Contact> {
+        let mut tx = self.begin().await?;
+        let (mut contact, _) = contacts::with_campaign::<D>(tx.conn(), id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("contact `{id}` not found")))?;
+        match contact.state {
+            ContactState::Excluded => return Ok(contact),
+            ContactState::Completed | ContactState::Refused => {
+                return Err(StoreError::conflict(
+                    "contact_closed",
+                    format!("contact `{id}` is {}: its result is kept", contact.state),
+                ));
+            }
+            _ => {}
+        }
+        contact.state = ContactState::Excluded;
+        contact.next_attempt_at = None;
+        contact.updated_at = flow::TxOps::now(&tx);
+        contacts::update::<D>(tx.conn(), &contact).await?;
+        flow::TxOps::commit(tx).await?;
+        Ok(contact)
+    }
+
+    async fn results(&self, campaign_id: Uuid, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<ContactResult>> {
+        contacts::results::<D>(&mut *self.conn().await?, campaign_id, after, limit).await
     }
 
     async fn attempt(&self, call_id: &str) -> StoreResult<Option<Attempt>> {

@@ -110,6 +110,10 @@ impl<D: Dialect> TxOps for Tx<D> {
         outbox::change::<D>(self.conn(), change, now).await
     }
 
+    async fn in_flight(&mut self, campaign_id: Uuid) -> StoreResult<i64> {
+        super::sql::campaigns::in_flight::<D>(self.conn(), campaign_id).await
+    }
+
     async fn commit(self) -> StoreResult<()> {
         Ok(self.tx.commit().await?)
     }

@@ -277,14 +277,50 @@ pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     (status, json)
 }
 
+/// A zone where it is mid-afternoon now (14:xx local), so that the default calling
+/// window (09:00–20:00) is open for hours whenever the tests run: registration
+/// refuses calls outside the window, and these tests are about something else.
+pub fn daytime_zone() -> String {
+    zone_at_local_hour(14)
+}
+
+/// A zone where it is 02:xx now: outside every calling window.
+pub fn night_zone() -> String {
+    zone_at_local_hour(2)
+}
+
+fn zone_at_local_hour(hour: i32) -> String {
+    let mut offset = hour - chrono::Timelike::hour(&chrono::Utc::now()) as i32;
+    if offset > 14 {
+        offset -= 24;
+    } else if offset < -12 {
+        offset += 24;
+    }
+    match offset {
+        0 => "Etc/GMT".into(),
+        // POSIX sign convention: Etc/GMT-3 is three hours ahead of UTC.
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
 pub async fn campaign(store: &Arc<dyn Store>, max_attempts: i32) -> Campaign {
     let mut new = NewCampaign::named("spring survey");
     new.max_attempts = Some(max_attempts);
+    new.timezone = Some(daytime_zone());
     store.create_campaign(new).await.unwrap()
 }
 
+/// A new contact of `campaign`, with a phone number of its own.
 pub async fn contact(store: &Arc<dyn Store>, campaign: &Campaign) -> Contact {
-    store.add_contacts(campaign.id, vec![NewContact::phone("+14155550100")]).await.unwrap().remove(0)
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    add_contacts(store, campaign, vec![NewContact::phone(format!("+1415555{n:04}"))]).await.remove(0)
+}
+
+/// Adds contacts (refusing duplicates) and returns them.
+pub async fn add_contacts(store: &Arc<dyn Store>, campaign: &Campaign, new: Vec<NewContact>) -> Vec<Contact> {
+    store.add_contacts(campaign.id, new, callhook::store::OnDuplicate::Reject).await.unwrap().contacts
 }
 
 /// The value of one series in a Prometheus text exposition: the sample of metric

@@ -1,7 +1,7 @@
 //! `call_attempts`: looked up (locked) with the contact and campaign their rules
 //! need, inserted at registration, and updated by each transition.
 
-use super::{execute, fetch_optional, insert_sql, set_sql, values, Cols};
+use super::{execute, fetch_optional, insert_rows_sql, insert_sql, set_sql, values, Cols};
 use crate::domain::Attempt;
 use crate::store::dialect::{Arg, Dialect};
 use crate::store::flow::{AttemptKey, Loaded};
@@ -72,7 +72,29 @@ pub(crate) async fn by_call_id<D: Dialect>(conn: &mut D::Connection, call_id: &s
 }
 
 pub(crate) async fn insert<D: Dialect>(conn: &mut D::Connection, a: &Attempt) -> StoreResult<()> {
-    let row: Cols = vec![
+    let row = insert_row(a);
+    let sql = insert_sql("call_attempts", &row, 1);
+    execute::<D>(conn, &sql, values(row)).await.map_err(|e| match e {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("call_id `{}` or its provider call id is already registered", a.call_id))
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Inserts new attempts in multi-row statements (a claim of due contacts).
+pub(crate) async fn insert_many<D: Dialect>(conn: &mut D::Connection, attempts: &[Attempt]) -> StoreResult<()> {
+    for chunk in attempts.chunks(D::ROWS_PER_INSERT) {
+        let rows: Vec<Cols> = chunk.iter().map(insert_row).collect();
+        let sql = insert_rows_sql("call_attempts", &rows);
+        execute::<D>(conn, &sql, rows.into_iter().flat_map(values)).await?;
+    }
+    Ok(())
+}
+
+fn insert_row(a: &Attempt) -> Cols<'_> {
+    vec![
         ("id", a.id.into()),
         ("call_id", (&a.call_id).into()),
         ("campaign_id", a.campaign_id.into()),
@@ -85,15 +107,7 @@ pub(crate) async fn insert<D: Dialect>(conn: &mut D::Connection, a: &Attempt) ->
         ("metadata", (&a.metadata).into()),
         ("last_event_at", a.last_event_at.into()),
         ("account_sid", (&a.account_sid).into()),
-    ];
-    let sql = insert_sql("call_attempts", &row, 1);
-    execute::<D>(conn, &sql, values(row)).await.map_err(|e| match e {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("call_id `{}` or its provider call id is already registered", a.call_id))
-        }
-        other => other,
-    })?;
-    Ok(())
+    ]
 }
 
 pub(crate) async fn update<D: Dialect>(conn: &mut D::Connection, a: &Attempt) -> StoreResult<()> {

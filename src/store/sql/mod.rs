@@ -1,12 +1,13 @@
 //! The statements, written once for both backends and grouped by concern:
-//! [`events`] (the inbox), [`attempts`], [`contacts`] (with campaigns) and
-//! [`outbox`]. Each function takes a connection (a pool's or a transaction's) and
+//! [`events`] (the inbox), [`attempts`], [`campaigns`], [`contacts`],
+//! [`outbox`] and [`reconcile`]. Each function takes a connection (a pool's or a transaction's) and
 //! is generic over the [`Dialect`].
 //!
 //! Rows are written from [`Cols`]: each column's name beside its value, so the SQL
 //! text and the bound parameters are generated from one list and cannot drift.
 
 pub(crate) mod attempts;
+pub(crate) mod campaigns;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod outbox;
