@@ -77,7 +77,7 @@ fi
 # NUL bytes are refused (400) wherever they appear, which the document says in words;
 # JSON Schema cannot say it of `metadata`'s free-form object, so none are generated.
 status=0
-"$venv/bin/schemathesis" run "$base/openapi.json" \
+"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
     --checks all \
     --header "Authorization: Bearer $admin_token" \
     --max-examples "$examples" \

@@ -49,6 +49,9 @@ pub enum Command {
     /// Play a small simulated campaign through the real HTTP endpoint with signed
     /// callbacks, on a temporary embedded SQLite, and print what happened.
     Demo(DemoArgs),
+    /// List, inspect, dial, pause, resume and stop campaigns.
+    #[command(subcommand)]
+    Campaigns(CampaignsCommand),
     /// Inspect calls.
     #[command(subcommand)]
     Calls(CallsCommand),
@@ -81,6 +84,71 @@ pub enum ConfigCommand {
     /// Print the effective `serve` configuration (secrets masked) with where each
     /// value came from, and explain every problem; exits non-zero if there is one.
     Check(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCommand {
+    /// Campaigns, oldest first.
+    List {
+        /// Only campaigns in this status (running, paused, stopped).
+        #[arg(long)]
+        status: Option<crate::domain::CampaignStatus>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A campaign's settings.
+    Show {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Contacts by state and last outcome, attempts, calls in flight.
+    Stats {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Claim up to --limit due contacts and register a call for each; prints the
+    /// numbers to dial with their status callback URLs (CALLHOOK_PUBLIC_BASE_URL).
+    Dial {
+        id: uuid::Uuid,
+        #[arg(long)]
+        limit: i64,
+        /// The provider the calls are placed with (default: the default provider).
+        #[arg(long)]
+        provider: Option<Provider>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
+    /// Stop claiming and registering calls until resumed.
+    Pause {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Resume a paused campaign.
+    Resume {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Stop a campaign for good.
+    Stop {
+        id: uuid::Uuid,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,8 +26,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_) | Command::Config(_)));
-    if matches!(cli.command, Command::Calls(_) | Command::Outbox(_) | Command::Events(_) | Command::Config(_)) {
+    init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_) | Command::Config(_) | Command::Campaigns(_)));
+    if matches!(
+        cli.command,
+        Command::Calls(_) | Command::Campaigns(_) | Command::Outbox(_) | Command::Events(_) | Command::Config(_)
+    ) {
         print_like_a_unix_tool();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Demo(args) => cli::demo(args).await,
+            Command::Campaigns(command) => cli::campaigns(command).await,
             Command::Calls(CallsCommand::Show { call_id, database, json }) => {
                 cli::calls_show(&database, &call_id, json).await
             }

@@ -107,3 +107,72 @@ async fn a_v1_database_upgrades_without_loss(db: TestDb) {
     assert_eq!((attempt.outcome, contact.state), (Some(Outcome::Completed), ContactState::Completed));
     db.cleanup().await;
 }
+
+/// Version 4 (before campaign scheduling) with a campaign whose contacts repeat a
+/// phone number, as version 1 allowed.
+fn v4_rows() -> String {
+    format!(
+        "INSERT INTO campaigns (id, name, max_attempts, retry_interval_minutes, created_at, amd_mode) \
+           VALUES ('{CAMPAIGN}', 'Autumn survey', 2, 30, '2026-11-01T09:00:00+00:00', 'wait');
+         INSERT INTO contacts (id, campaign_id, phone_number, state, attempts_count, next_attempt_at, do_not_call, \
+           created_at, updated_at) VALUES \
+           ('{CONTACT}', '{CAMPAIGN}', '+14155550100', 'pending', 1, '2026-11-02T10:00:00+00:00', false, \
+            '2026-11-01T09:00:00+00:00', '2026-11-01T09:00:00+00:00'), \
+           ('7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c2002', '{CAMPAIGN}', '+14155550100', 'pending', 0, NULL, false, \
+            '2026-11-01T09:00:01+00:00', '2026-11-01T09:00:01+00:00'), \
+           ('7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c2003', '{CAMPAIGN}', '+14155550199', 'completed', 1, NULL, false, \
+            '2026-11-01T09:00:02+00:00', '2026-11-01T09:00:02+00:00');"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_v4_database_gains_scheduling_without_loss() {
+    a_v4_database_gains_scheduling_without_loss(sqlite_unmigrated().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_v4_database_gains_scheduling_without_loss() {
+    let Some(db) = postgres_unmigrated().await else { return };
+    a_v4_database_gains_scheduling_without_loss(db).await;
+}
+
+async fn a_v4_database_gains_scheduling_without_loss(db: TestDb) {
+    db.migrate_to(4).await;
+    db.execute_script(&v4_rows()).await;
+    let store = db.store.clone();
+    store.migrate().await.expect("upgrade");
+
+    let id = |s: &str| Uuid::parse_str(s).unwrap();
+    let campaign = store.campaign(id(CAMPAIGN)).await.unwrap().expect("campaign kept");
+    assert_eq!(
+        (campaign.name.as_str(), campaign.max_attempts, campaign.retry_interval_minutes),
+        ("Autumn survey", 2, 30)
+    );
+    assert_eq!(campaign.amd_mode, callhook::domain::AmdMode::Wait);
+    // The version 2 columns, with the defaults that keep version 1's behaviour.
+    assert_eq!(
+        (campaign.timezone.as_str(), campaign.calling_window_start.as_str(), campaign.calling_window_end.as_str()),
+        ("UTC", "09:00", "20:00")
+    );
+    assert_eq!(campaign.calling_days, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!((campaign.retry_policy.clone(), campaign.max_concurrent_calls), (None, None));
+    assert_eq!(campaign.status, callhook::domain::CampaignStatus::Running);
+
+    // Every contact kept, the repeated number included, unchanged.
+    let contacts = store.contacts(id(CAMPAIGN), None, None, 10).await.unwrap();
+    assert_eq!(contacts.len(), 3);
+    let first = store.contact(id(CONTACT)).await.unwrap().unwrap();
+    assert_eq!((first.attempts_count, first.timezone.clone()), (1, None));
+    assert_eq!(first.next_attempt_at.unwrap().to_rfc3339(), "2026-11-02T10:00:00+00:00");
+    let twin = store.contact(id("7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c2002")).await.unwrap().unwrap();
+    assert_eq!((twin.phone_number.as_str(), twin.state), ("+14155550100", ContactState::Pending));
+    // From now on the number is the campaign's once.
+    let again = store
+        .add_contacts(id(CAMPAIGN), vec![callhook::store::NewContact::phone("+14155550100")], Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(again, callhook::store::StoreError::Refused { code: "duplicate_phone_number", .. }), "{again}");
+    let stats = store.campaign_stats(id(CAMPAIGN)).await.unwrap();
+    assert_eq!((stats.contacts, stats.by_state["completed"]), (3, 1));
+    db.cleanup().await;
+}

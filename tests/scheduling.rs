@@ -32,6 +32,35 @@ on_both_stores!(
     campaigns_are_paused_resumed_and_stopped,
 );
 
+/// Several replicas (each a store with its own pool) claim concurrently on one
+/// PostgreSQL database: no contact is returned twice and the cap holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_claiming_concurrently_never_share_a_contact() {
+    let Some(db) = postgres().await else { return };
+    let replicas = [db.store.clone(), db.replica().await, db.replica().await];
+    let apps: Vec<Router> = replicas.iter().map(admin_app).collect();
+    let campaign = new_campaign(&apps[0], json!({"max_concurrent_calls": 60})).await;
+    let rows: Vec<Value> = (0..100).map(|i| json!({"phone_number": format!("+1415558{i:04}")})).collect();
+    upload(&apps[0], &campaign, Value::Array(rows)).await;
+    let dial = format!("/api/v1/campaigns/{campaign}/dial");
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let (app, dial) = (apps[i % apps.len()].clone(), dial.clone());
+            tokio::spawn(async move { ok(&app, "POST", &dial, Some(json!({"limit": 3}))).await })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for call in task.await.unwrap()["calls"].as_array().unwrap() {
+            assert!(seen.insert(call["contact_id"].as_str().unwrap().to_owned()), "a contact claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 60, "30 claims of 3 against a cap of 60");
+    let stats = ok(&apps[2], "GET", &format!("/api/v1/campaigns/{campaign}/stats"), None).await;
+    assert_eq!((stats["calls_in_flight"].as_i64(), stats["by_state"]["pending"].as_i64()), (Some(60), Some(40)));
+    db.cleanup().await;
+}
+
 fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
     let b = Request::builder()
         .method(method)
@@ -440,6 +469,19 @@ async fn bad_settings_are_refused_with_precise_codes_and_nothing_is_written(stor
     }
     let list = ok(&app, "GET", "/api/v1/campaigns", None).await;
     assert!(list["campaigns"].as_array().unwrap().is_empty(), "nothing was written");
+
+    let campaign = new_campaign(&app, json!({})).await;
+    let dial = format!("/api/v1/campaigns/{campaign}/dial");
+    assert_eq!(refused(&app, "POST", &dial, Some(json!({}))).await.1, "invalid_limit");
+    ok(&app, "POST", &dial, Some(json!({"limit": 2.0}))).await;
+    let contact = upload(&app, &campaign, json!([{"phone_number": "+14155550190"}])).await.remove(0);
+    let path = format!("/api/v1/contacts/{}", contact["id"].as_str().unwrap());
+    assert_eq!(refused(&app, "PATCH", &path, Some(json!([null, null]))).await.1, "invalid_request");
+    let unchanged = store.contact(contact["id"].as_str().unwrap().parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        unchanged.updated_at.to_rfc3339(),
+        contact["updated_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().to_rfc3339()
+    );
     let (_, reason) = refused(&app, "GET", "/api/v1/campaigns?cursor=not-a-cursor", None).await;
     assert_eq!(reason, "invalid_cursor");
 }

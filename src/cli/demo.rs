@@ -1,12 +1,17 @@
 //! `callhook demo [--provider NAME]`: a small campaign played end to end on a
-//! temporary in-memory SQLite, with any provider's callbacks. It starts the real service (HTTP server, dispatcher, http sink) and a
-//! local stand-in for the dialogue orchestrator that checks the Standard Webhooks
-//! signature of every job it receives, then drives everything over HTTP exactly as
-//! a dialer and Twilio would, and prints the resulting state.
+//! temporary in-memory SQLite, with any provider's callbacks. It starts the real
+//! service (HTTP server, dispatcher, http sink) and a local stand-in for the
+//! dialogue orchestrator that checks the Standard Webhooks signature of every job
+//! it receives, then drives everything over HTTP exactly as a dialer and Twilio
+//! would, and prints the resulting state.
+//!
+//! The service runs on a simulated clock (a Tuesday afternoon in New York), so the
+//! calling windows open and close the same way whenever the demo is run; the last
+//! part moves that clock to show retries landing in each contact's own window.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
@@ -15,6 +20,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::{DemoArgs, ServeArgs};
 use crate::domain::{EventType, Provider};
 use crate::outbox::standard_webhooks;
@@ -22,6 +28,32 @@ use crate::providers::simulate::{Callback, Signer};
 use crate::store::{SqliteStore, Store};
 
 const ADMIN_TOKEN: &str = "demo-admin-token";
+/// When the demo's campaign runs: Tuesday 15:00 in New York.
+const DEMO_START: &str = "2026-12-01T20:00:00Z";
+
+/// The simulated clock: set to an instant, then running at the real pace.
+#[derive(Clone)]
+struct DemoClock(Arc<Mutex<(chrono::DateTime<chrono::Utc>, Instant)>>);
+
+impl DemoClock {
+    fn starting(at: &str) -> Self {
+        DemoClock(Arc::new(Mutex::new((at.parse().expect("a valid instant"), Instant::now()))))
+    }
+
+    fn set(&self, at: &str) {
+        *self.0.lock().unwrap() = (at.parse().expect("a valid instant"), Instant::now());
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let (at, set) = *self.0.lock().unwrap();
+        at + chrono::Duration::from_std(set.elapsed()).unwrap_or_default()
+    }
+
+    fn clock(&self) -> Clock {
+        let me = self.clone();
+        Clock::from_fn(move || me.now())
+    }
+}
 
 #[derive(Parser)]
 struct ServeOnly {
@@ -78,6 +110,7 @@ struct Client {
     campaign_id: String,
     tally: BTreeMap<String, usize>,
     sent: usize,
+    clock: DemoClock,
 }
 
 impl Client {
@@ -127,7 +160,9 @@ impl Client {
             answered_by,
             duration_seconds: duration,
         };
-        let signed = self.signer.callback(self.provider, url, &cb, chrono::Utc::now().timestamp());
+        // Signed now (signatures carry real time); happened on the demo's clock.
+        let (now, happened) = (chrono::Utc::now().timestamp(), self.clock.now().timestamp());
+        let signed = self.signer.callback_at(self.provider, url, &cb, now, happened);
         let res = signed.post(&self.http, url).send().await?;
         let code = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
@@ -202,10 +237,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "--no-reconciler".to_owned(),
     ])?
     .serve;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await?);
+    let clock = DemoClock::starting(DEMO_START);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:").await?.with_clock(clock.clock()));
     let running = super::start(&serve, store.clone(), listener).await?;
     let base = format!("http://{}", running.addr);
-    println!("callhook demo: {provider} callbacks into {base} (embedded SQLite in memory); dialogue orchestrator stand-in on {sink_url}\n");
+    println!("callhook demo: {provider} callbacks into {base} (embedded SQLite in memory); dialogue orchestrator stand-in on {sink_url}");
+    println!("simulated clock: {DEMO_START} (Tuesday 15:00 in New York, the campaign's zone)\n");
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let mut c = Client {
@@ -216,10 +253,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         campaign_id: String::new(),
         tally: BTreeMap::new(),
         sent: 0,
+        clock,
     };
-    let campaign = c
-        .admin("/api/v1/campaigns", json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0}))
-        .await?;
+    let settings =
+        json!({"name": "Demo survey", "max_attempts": 2, "retry_interval_minutes": 0, "timezone": "America/New_York"});
+    let campaign = c.admin("/api/v1/campaigns", settings).await?;
     c.campaign_id = campaign["id"].as_str().context("campaign id")?.to_owned();
     let names = play(&mut c, &orchestrator).await?;
 
@@ -229,6 +267,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     report(&c, &store, &names, &orchestrator).await?;
+    two_timezones(&mut c, &store).await?;
     running.stop().await
 }
 
@@ -409,4 +448,55 @@ async fn report(
 
 fn name_of<'a>(names: &'a [(String, String)], contact_id: &str) -> &'a str {
     names.iter().find(|(id, _)| id == contact_id).map_or("?", |(_, name)| name.as_str())
+}
+
+/// A second campaign whose contacts live in New York and Kolkata: the dialer's
+/// claim only returns contacts whose window is open, and a retry that would ring
+/// after 20:00 local is moved to the next morning, in the contact's own zone.
+async fn two_timezones(c: &mut Client, store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    println!("\nTWO TIMEZONES (window 09:00–20:00 local; retry_policy {{\"no_answer\": [60]}})");
+    let settings = json!({"name": "Two timezones", "timezone": "America/New_York", "max_attempts": 3,
+                          "retry_policy": {"no_answer": [60]}});
+    let campaign = c.admin("/api/v1/campaigns", settings).await?;
+    let id = campaign["id"].as_str().context("campaign id")?.to_owned();
+    let contacts = json!({"contacts": [
+        {"phone_number": "+1 212 555 0199", "external_id": "hana", "timezone": "America/New_York"},
+        {"phone_number": "+91 98123 45678", "external_id": "ishaan", "timezone": "Asia/Kolkata"},
+    ]});
+    c.admin(&format!("/api/v1/campaigns/{id}/contacts"), contacts).await?;
+    println!(
+        "  {:<21} {:<7} {:<17} {:<16} {:<16} {:<16} in window",
+        "dialer claims at", "contact", "zone", "no answer", "+60 min", "next attempt"
+    );
+    // 19:30 in New York, 06:00 in Kolkata; then 23:30 in New York, 10:00 in Kolkata.
+    for at in ["2026-12-02T00:30:00Z", "2026-12-02T04:30:00Z"] {
+        c.clock.set(at);
+        let claim = json!({"limit": 10, "provider": c.provider});
+        let claimed = c.admin(&format!("/api/v1/campaigns/{id}/dial"), claim).await?;
+        for call in claimed["calls"].as_array().cloned().unwrap_or_default() {
+            let call_id = call["call_id"].as_str().unwrap_or_default();
+            let url = call["status_callback_url"].as_str().unwrap_or_default();
+            let zone: chrono_tz::Tz = call["timezone"].as_str().unwrap_or("UTC").parse().unwrap_or(chrono_tz::UTC);
+            let ended = c.clock.now();
+            c.callback(url, call_id, EventType::Ringing, None, None).await?;
+            c.callback(url, call_id, EventType::NoAnswer, None, None).await?;
+            let contact_id = call["contact_id"].as_str().unwrap_or_default().parse()?;
+            let contact = store.contact(contact_id).await?.context("contact")?;
+            let next = contact.next_attempt_at.context("a retry is scheduled")?;
+            let window = crate::domain::window::CallingWindow::default();
+            let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%a %H:%M %Z").to_string();
+            println!(
+                "  {:<21} {:<7} {:<17} {:<16} {:<16} {:<16} {}",
+                at,
+                call["external_id"].as_str().unwrap_or("?"),
+                zone.name(),
+                local(ended),
+                local(ended + chrono::Duration::minutes(60)),
+                local(next),
+                if window.allows(zone, next) { "yes" } else { "NO" }
+            );
+        }
+    }
+    println!("  (each claim returns only the contacts whose own window is open at that moment)");
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `callhook` subcommands. `main.rs` only parses flags and calls in here, so the
 //! demo and the tests start the service exactly as `callhook serve` does.
 
+mod campaigns;
 mod config_check;
 mod demo;
 mod inspect;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use campaigns::campaigns;
 pub use config_check::config_check;
 pub use demo::demo;
 pub use inspect::{calls_show, events_replay, outbox_list, outbox_retry};

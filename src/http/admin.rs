@@ -146,8 +146,11 @@ pub async fn add_contacts(
 pub async fn patch_contact(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(patch): ApiJson<ContactPatch>,
+    ApiJson(patch): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Json<Contact>, ApiError> {
+    // Read as an object first: serde would also build the struct from a JSON array.
+    let patch: ContactPatch = serde_json::from_value(Value::Object(patch))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
     Ok(Json(app.store.update_contact(id, patch).await?))
 }
 

@@ -45,9 +45,9 @@ fn parse_filter<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result
 /// Campaigns, oldest first.
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     params(
-        ("status" = Option<String>, Query, description = "`running`, `paused` or `stopped`"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<CampaignStatus>, Query, description = "only campaigns in this status"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$", description = "`next_cursor` of the previous page, as issued"),
     ),
     responses(
         (status = 200, description = "a page of campaigns", body = CampaignPage),
@@ -60,7 +60,7 @@ pub async fn list(
     let status: Option<CampaignStatus> = parse_filter("campaign status", q.status.as_deref())?;
     let limit = q.page.limit()?;
     let filter = status.map_or("", CampaignStatus::as_str);
-    let after = match &q.page.cursor {
+    let after = match q.page.cursor() {
         None => None,
         Some(c) => {
             let position = page::decode("campaigns", filter, c)?;
@@ -154,7 +154,9 @@ pub async fn stats(State(app): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> R
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DialRequest {
     /// How many contacts to claim, 1–1000.
-    pub limit: i64,
+    #[serde(default, deserialize_with = "crate::store::whole_i32")]
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 1000)]
+    pub limit: Option<i32>,
     /// The provider the calls are placed with; default: the service's default.
     #[serde(default)]
     pub provider: Option<Provider>,
@@ -200,14 +202,29 @@ pub async fn dial(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<DialRequest>,
 ) -> Result<Json<DialResponse>, ApiError> {
-    let limit = page::check_limit(body.limit)?;
+    let limit = body.limit.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_limit", "limit is required: how many contacts to claim, 1–1000")
+    })?;
+    let limit = page::check_limit(i64::from(limit))?;
     let provider = body.provider.unwrap_or(app.default_provider);
-    let (campaign, registered) = app.store.claim_due(id, limit as usize, provider).await?;
+    Ok(Json(claim(&app, &headers, id, limit as usize, provider).await?))
+}
+
+/// Claims due contacts and describes each call to place (`POST …/dial` and
+/// `callhook campaigns dial`).
+pub async fn claim(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: Uuid,
+    limit: usize,
+    provider: Provider,
+) -> Result<DialResponse, ApiError> {
+    let (campaign, registered) = app.store.claim_due(id, limit, provider).await?;
     let schedule = campaign.schedule();
     let mut calls = Vec::with_capacity(registered.len());
     for r in registered {
         calls.push(DialCall {
-            status_callback_url: super::admin::status_callback_url(&app, &headers, &r.attempt)?,
+            status_callback_url: super::admin::status_callback_url(app, headers, &r.attempt)?,
             call_id: r.attempt.call_id,
             contact_id: r.contact.id,
             timezone: schedule.zone_for(&r.contact).name().to_owned(),
@@ -217,7 +234,7 @@ pub async fn dial(
             provider: r.attempt.provider,
         });
     }
-    Ok(Json(DialResponse { campaign_id: id, calls }))
+    Ok(DialResponse { campaign_id: id, calls })
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,9 +256,9 @@ pub struct ContactPage {
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts", tag = "campaigns", security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "campaign id"),
-        ("state" = Option<String>, Query, description = "only contacts in this state"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("state" = Option<ContactState>, Query, description = "only contacts in this state"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]*$", description = "`next_cursor` of the previous page, as issued"),
     ),
     responses(
         (status = 200, description = "a page of contacts", body = ContactPage),
@@ -256,7 +273,7 @@ pub async fn contacts(
     let state: Option<ContactState> = parse_filter("contact state", q.state.as_deref())?;
     let limit = q.page.limit()?;
     let filter = format!("{id}|{}", state.map_or("", ContactState::as_str));
-    let after = match &q.page.cursor {
+    let after = match q.page.cursor() {
         None => None,
         Some(c) => Some(
             page::decode("contacts", &filter, c)?

@@ -3,7 +3,7 @@
 //! [`Providers`] and [`Store`] and their results into JSON.
 
 mod admin;
-mod campaigns;
+pub mod campaigns;
 mod error;
 mod extract;
 mod health;

@@ -446,12 +446,27 @@ impl Modify for InputLimits {
         end.pattern = Some("^(0[89]|1[0-9]|20):[0-5][0-9]$|^21:00$".into());
         end.description =
             Some("Local `HH:MM`, exclusive, after `calling_window_start`; default `20:00`, not after `21:00`.".into());
+        let days = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(7));
+        let days = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(days)
+            .min_items(Some(1))
+            .description(Some("ISO weekdays, 1 = Monday … 7 = Sunday; default all."));
+        *property_of(schemas, "NewCampaign", "calling_days") = days.into();
+        *property_of(schemas, "NewCampaign", "retry_policy") = retry_policy_schema().into();
         let cap = plain(schemas, "NewCampaign", "max_concurrent_calls");
         (cap.minimum, cap.maximum) = (Some(1.into()), Some(crate::store::MAX_CONCURRENT_CALLS.into()));
-        let external_id = plain(schemas, "NewContact", "external_id");
-        external_id.max_length = Some(MAX_EXTERNAL_ID_CHARS);
-        external_id.pattern = Some(format!("^[^{CONTROL}]*$"));
-        external_id.description = Some(format!("At most {MAX_EXTERNAL_ID_CHARS} characters; no control characters."));
+        for schema in ["NewContact", "ContactPatch"] {
+            let external_id = plain(schemas, schema, "external_id");
+            external_id.max_length = Some(MAX_EXTERNAL_ID_CHARS);
+            external_id.pattern = Some(format!("^[^{CONTROL}]*$"));
+            external_id.description =
+                Some(format!("At most {MAX_EXTERNAL_ID_CHARS} characters; no control characters."));
+        }
+        // JSON Schema leaves `format` unchecked; the pattern says what a UUID is.
+        for field in ["contact_id", "campaign_id"] {
+            plain(schemas, "RegisterCall", field).pattern =
+                Some("^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$".into());
+        }
 
         let call_id = plain(schemas, "RegisterCall", "call_id");
         (call_id.min_length, call_id.max_length) = (Some(1), Some(MAX_CALL_ID_BYTES));
@@ -477,6 +492,23 @@ impl Modify for InputLimits {
             .description(Some("The dialogue's verdict."));
         *property_of(schemas, "DialogueOutcome", "outcome") = verdict.into();
     }
+}
+
+/// `retry_policy`: per outcome, 1–10 delays in minutes (0–43,200); nothing else.
+fn retry_policy_schema() -> ObjectBuilder {
+    use crate::domain::retry::{MAX_DELAYS, MAX_DELAY_MINUTES};
+    let delays = || {
+        let minutes = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(MAX_DELAY_MINUTES));
+        utoipa::openapi::schema::ArrayBuilder::new().items(minutes).min_items(Some(1)).max_items(Some(MAX_DELAYS))
+    };
+    crate::domain::RetryKey::ALL
+        .iter()
+        .fold(ObjectBuilder::new().schema_type(Type::Object), |o, key| o.property(key.as_str(), delays()))
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        .description(Some(
+            "Delays in minutes per outcome, one per retry, the last repeating; an outcome absent is not retried. \
+             Omitted: every outcome is retried after `retry_interval_minutes`.",
+        ))
 }
 
 /// The schema of property `name` of component `schema`; panics (failing the tests) when

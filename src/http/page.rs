@@ -48,6 +48,11 @@ impl PageQuery {
     pub fn limit(&self) -> Result<i64, ApiError> {
         parse_limit(self.limit.as_deref(), DEFAULT_LIMIT)
     }
+
+    /// The cursor, if one was given (`cursor=` is none).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref().filter(|c| !c.is_empty())
+    }
 }
 
 /// A `limit`: a whole number 1–[`MAX_LIMIT`] (`limit_too_large` above it,

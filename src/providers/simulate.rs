@@ -123,7 +123,13 @@ impl Signer {
 
     /// A realistic callback for `provider`, signed for `url`.
     pub fn callback(&self, provider: Provider, url: &str, cb: &Callback<'_>, now: i64) -> Signed {
-        let (content_type, body) = body(provider, cb, now);
+        self.callback_at(provider, url, cb, now, now)
+    }
+
+    /// [`Signer::callback`] reporting an event that happened at `happened` (unix
+    /// seconds) while signed at `now`: a simulation running on a clock of its own.
+    pub fn callback_at(&self, provider: Provider, url: &str, cb: &Callback<'_>, now: i64, happened: i64) -> Signed {
+        let (content_type, body) = body(provider, cb, happened);
         self.sign(provider, url, content_type, body, now)
     }
 }

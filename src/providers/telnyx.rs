@@ -187,6 +187,13 @@ mod tests {
         assert_eq!(e.dedupe_key, "telnyx:0ccc7b54-4df3-4bca-a65a-3da1ecc777f0");
         assert_eq!((e.provider_call_id.as_str(), e.provider_status.as_str()), ("v3:abc", "call.hangup:user_busy"));
         assert_eq!((e.error_code.as_deref(), e.duration_seconds), (Some("sip:486"), Some(30)));
+
+        // No SIP response (`unspecified`): the hangup cause is the code.
+        let body = BODY
+            .replace("user_busy", "not_found")
+            .replace(r#""sip_hangup_cause":"486""#, r#""sip_hangup_cause":"unspecified""#);
+        let e = parse(verify(&config(), request(ts, &body, Some(signed(ts, &body))), now).unwrap(), now).unwrap();
+        assert_eq!(e.error_code.as_deref(), Some("not_found"));
     }
 
     #[test]

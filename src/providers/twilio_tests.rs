@@ -204,6 +204,22 @@ fn parses_a_status_callback() {
     assert_eq!(e.payload["AccountSid"], "AC1");
 }
 
+/// SignalWire's form callbacks name the SIP code `SipResultCode`; Twilio's
+/// `ErrorCode` wins over any SIP code (permanent failures are read from these).
+#[test]
+fn the_failure_code_is_the_error_code_else_either_sip_field() {
+    let url = "https://hooks.example.com/webhooks/telephony/events?call_id=c-9";
+    let code = |fields: &[(&str, &str)]| parse_fields(url, fields).unwrap().error_code;
+    let failed = [("CallSid", "CA9"), ("CallStatus", "failed")];
+    assert_eq!(code(&[failed[0], failed[1], ("SipResultCode", "404")]).as_deref(), Some("sip:404"));
+    assert_eq!(code(&[failed[0], failed[1], ("SipResponseCode", "410")]).as_deref(), Some("sip:410"));
+    assert_eq!(
+        code(&[failed[0], failed[1], ("ErrorCode", "13224"), ("SipResponseCode", "404")]).as_deref(),
+        Some("13224")
+    );
+    assert_eq!(code(&[failed[0], ("CallStatus", "completed"), ("SipResponseCode", "200")]), None);
+}
+
 #[test]
 fn maps_every_documented_status() {
     let expected = [

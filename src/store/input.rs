@@ -13,7 +13,7 @@ use crate::domain::{retry, Campaign, CampaignStatus, Contact, Provider};
 
 /// An optional whole number that may be written `4` or `4.0` (JSON has one number
 /// type; JSON Schema's `integer` includes `4.0`), within `i32`.
-fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+pub fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
     let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9e15).map(|f| f as i64));
     whole

@@ -30,8 +30,9 @@ use crate::domain::{Attempt, CallEvent, Campaign, CampaignStatus, Contact, Conta
 
 pub use error::{StoreError, StoreResult};
 pub use input::{
-    normalise_phone, ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate, MAX_AMD_WAIT_TIMEOUT_MS,
-    MAX_CONCURRENT_CALLS, MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_RETRY_INTERVAL_MINUTES,
+    normalise_phone, whole_i32, ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate,
+    MAX_AMD_WAIT_TIMEOUT_MS, MAX_CONCURRENT_CALLS, MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS,
+    MAX_RETRY_INTERVAL_MINUTES,
 };
 pub use lease::Lease;
 pub use postgres::PgStore;
@@ -50,6 +51,9 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// The application clock this store writes "now" with; the webhook reads it
+    /// too, so a test or the demo can run the whole service on another clock.
+    fn clock(&self) -> crate::clock::Clock;
 
     /// Records one callback in one transaction: inbox row (deduplicated), state
     /// transition and outbox jobs; or the inbox row alone as `deferred` when its

@@ -82,6 +82,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         D::migrate(&self.pool).await
     }
 
+    fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         super::sql::execute::<D>(&mut *self.conn().await?, "SELECT 1", []).await?;
         Ok(())

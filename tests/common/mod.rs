@@ -104,6 +104,19 @@ impl TestDb {
         .expect("earlier migrations");
     }
 
+    /// Another replica of the service on this test's PostgreSQL schema: a store
+    /// with a pool of its own.
+    pub async fn replica(&self) -> Arc<dyn Store> {
+        let (_, _, schema) = self.pg.as_ref().expect("a PostgreSQL test db");
+        let options: PgConnectOptions = postgres_url().parse().expect("postgres url");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.options([("search_path", schema.as_str())]))
+            .await
+            .expect("connect to test schema");
+        Arc::new(PgStore::from_pool(pool))
+    }
+
     /// The PostgreSQL pool of this test's schema.
     pub fn pg_pool(&self) -> &sqlx::PgPool {
         &self.pg.as_ref().expect("a PostgreSQL test db").1
