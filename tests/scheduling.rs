@@ -475,15 +475,11 @@ async fn bad_settings_are_refused_with_precise_codes_and_nothing_is_written(stor
     assert_eq!(refused(&app, "POST", &dial, Some(json!({}))).await.1, "invalid_limit");
     ok(&app, "POST", &dial, Some(json!({"limit": 2.0}))).await;
     let contact = upload(&app, &campaign, json!([{"phone_number": "+14155550190"}])).await.remove(0);
-    let path = format!("/api/v1/contacts/{}", contact["id"].as_str().unwrap());
+    let id = contact["id"].as_str().unwrap().parse().unwrap();
+    let before = store.contact(id).await.unwrap().unwrap();
+    let path = format!("/api/v1/contacts/{id}");
     assert_eq!(refused(&app, "PATCH", &path, Some(json!([null, null]))).await.1, "invalid_request");
-    let unchanged = store.contact(contact["id"].as_str().unwrap().parse().unwrap()).await.unwrap().unwrap();
-    assert_eq!(
-        unchanged.updated_at.to_rfc3339(),
-        contact["updated_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().to_rfc3339()
-    );
-    let (_, reason) = refused(&app, "GET", "/api/v1/campaigns?cursor=not-a-cursor", None).await;
-    assert_eq!(reason, "invalid_cursor");
+    assert_eq!(store.contact(id).await.unwrap().unwrap(), before, "nothing changed");
 }
 
 async fn campaigns_are_paused_resumed_and_stopped(store: Arc<dyn Store>) {
