@@ -28,6 +28,7 @@ on_both_stores!(
     contacts_are_listed_paged_patched_and_excluded,
     uploads_normalise_numbers_and_report_duplicates_and_bad_rows,
     stats_and_results_csv_match_the_contacts,
+    statistics_stay_exact_through_many_changes_and_folds,
     bad_settings_are_refused_with_precise_codes_and_nothing_is_written,
     campaigns_are_paused_resumed_and_stopped,
 );
@@ -513,4 +514,51 @@ async fn campaigns_are_paused_resumed_and_stopped(store: Arc<dyn Store>) {
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 3);
     let (code, _) = refused(&app, "POST", &path(&uuid::Uuid::new_v4().to_string(), "pause"), None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+/// The statistics are kept as delta rows and folded: after hundreds of changes of
+/// every kind, and after folds, they equal a count of the contacts themselves.
+async fn statistics_stay_exact_through_many_changes_and_folds(store: Arc<dyn Store>) {
+    let app = admin_app(&store);
+    let campaign = new_campaign(&app, json!({"max_attempts": 2})).await;
+    let rows: Vec<Value> = (0..700).map(|i| json!({"phone_number": format!("+1415559{i:04}")})).collect();
+    upload(&app, &campaign, Value::Array(rows)).await;
+    let dial = format!("/api/v1/campaigns/{campaign}/dial");
+    let mut calls = vec![];
+    for _ in 0..3 {
+        calls.extend(ok(&app, "POST", &dial, Some(json!({"limit": 200}))).await["calls"].as_array().unwrap().clone());
+    }
+    for (i, call) in calls.iter().enumerate().take(150) {
+        let status = ["busy", "no-answer", "failed"][i % 3];
+        end_call(&app, call["call_id"].as_str().unwrap(), &format!("CAst{i}"), status, &[]).await;
+    }
+    for call in calls.iter().skip(590) {
+        ok(&app, "POST", &format!("/api/v1/contacts/{}/exclude", call["contact_id"].as_str().unwrap()), None).await;
+    }
+    let id: uuid::Uuid = campaign.parse().unwrap();
+    let counted = || async {
+        let mut by_state = std::collections::BTreeMap::<String, i64>::new();
+        let mut after = None;
+        loop {
+            let page = store.contacts(id, None, after, 1000).await.unwrap();
+            for c in &page {
+                *by_state.entry(c.state.to_string()).or_default() += 1;
+            }
+            match page.last() {
+                Some(c) if page.len() == 1000 => after = Some(c.id),
+                _ => break,
+            }
+        }
+        by_state
+    };
+    let expected = counted().await;
+    assert_eq!(expected.values().sum::<i64>(), 700);
+    let stats = store.campaign_stats(id).await.unwrap();
+    let got: std::collections::BTreeMap<String, i64> = stats.by_state.into_iter().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(got, expected);
+    store.fold_contact_counts().await.unwrap();
+    let again = store.campaign_stats(id).await.unwrap();
+    let got: std::collections::BTreeMap<String, i64> = again.by_state.into_iter().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(got, expected, "the same after folding");
+    assert_eq!(again.attempts_histogram.values().sum::<i64>(), 700);
 }

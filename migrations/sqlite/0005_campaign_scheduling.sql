@@ -11,20 +11,47 @@ ALTER TABLE campaigns ADD COLUMN status TEXT NOT NULL DEFAULT 'running'
 ALTER TABLE contacts ADD COLUMN timezone TEXT;
 
 ALTER TABLE contacts ADD COLUMN duplicate_of TEXT;
-UPDATE contacts SET duplicate_of = (
-    SELECT f.id FROM contacts f
-    WHERE f.campaign_id = contacts.campaign_id AND f.phone_number = contacts.phone_number
-    ORDER BY f.created_at, f.id LIMIT 1)
-WHERE id <> (
-    SELECT f.id FROM contacts f
-    WHERE f.campaign_id = contacts.campaign_id AND f.phone_number = contacts.phone_number
-    ORDER BY f.created_at, f.id LIMIT 1);
+UPDATE contacts SET duplicate_of = d.first_id
+FROM (SELECT id, first_value(id) OVER (PARTITION BY campaign_id, phone_number ORDER BY created_at, id) AS first_id
+      FROM contacts) AS d
+WHERE d.id = contacts.id AND d.first_id <> contacts.id;
 CREATE UNIQUE INDEX contacts_campaign_phone ON contacts (campaign_id, phone_number) WHERE duplicate_of IS NULL;
 
-CREATE INDEX contacts_dialable ON contacts (campaign_id, timezone, next_attempt_at)
+CREATE INDEX contacts_dialable ON contacts (campaign_id, (coalesce(timezone, '')), next_attempt_at)
     WHERE state = 'pending' AND NOT do_not_call;
 CREATE INDEX contacts_campaign_id ON contacts (campaign_id, id);
+-- Replaced by contacts_dialable (the claim) and contact_counts (the statistics).
 DROP INDEX contacts_campaign_due;
-CREATE INDEX contacts_campaign_stats ON contacts (campaign_id, state, last_outcome, attempts_count);
 CREATE INDEX call_attempts_in_flight ON call_attempts (campaign_id)
     WHERE status IN ('initiated', 'ringing', 'answered');
+
+-- Campaign statistics without reading the contacts; see the PostgreSQL migration.
+-- SQLite has row triggers only: one delta row per change, folded on read.
+CREATE TABLE contact_counts (
+    campaign_id    TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    last_outcome   TEXT NOT NULL,
+    attempts_count INTEGER NOT NULL,
+    n              INTEGER NOT NULL
+);
+CREATE INDEX contact_counts_campaign ON contact_counts (campaign_id);
+INSERT INTO contact_counts
+    SELECT campaign_id, state, coalesce(last_outcome, ''), attempts_count, count(*)
+    FROM contacts GROUP BY campaign_id, state, coalesce(last_outcome, ''), attempts_count;
+CREATE TRIGGER contacts_counted_insert AFTER INSERT ON contacts BEGIN
+    INSERT INTO contact_counts
+        VALUES (NEW.campaign_id, NEW.state, coalesce(NEW.last_outcome, ''), NEW.attempts_count, 1);
+END;
+CREATE TRIGGER contacts_counted_update AFTER UPDATE ON contacts
+    WHEN OLD.state IS NOT NEW.state OR OLD.last_outcome IS NOT NEW.last_outcome
+      OR OLD.attempts_count IS NOT NEW.attempts_count OR OLD.campaign_id IS NOT NEW.campaign_id
+BEGIN
+    INSERT INTO contact_counts
+        VALUES (OLD.campaign_id, OLD.state, coalesce(OLD.last_outcome, ''), OLD.attempts_count, -1);
+    INSERT INTO contact_counts
+        VALUES (NEW.campaign_id, NEW.state, coalesce(NEW.last_outcome, ''), NEW.attempts_count, 1);
+END;
+CREATE TRIGGER contacts_counted_delete AFTER DELETE ON contacts BEGIN
+    INSERT INTO contact_counts
+        VALUES (OLD.campaign_id, OLD.state, coalesce(OLD.last_outcome, ''), OLD.attempts_count, -1);
+END;

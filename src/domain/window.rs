@@ -168,11 +168,40 @@ pub(crate) fn next_open(
     }
     // Local dates can step back across a transition at midnight: start a day early.
     let today = at.with_timezone(&tz).date_naive();
-    (-1..=9)
+    let starts = (-1..=9)
         .filter_map(|offset| today.checked_add_signed(Duration::days(offset)))
-        .flat_map(|date| window_opens(tz, date, start))
+        .flat_map(|date| window_opens(tz, date, start));
+    // When the clocks go back, local time can re-enter the window from after its end:
+    // the window reopens at the transition itself.
+    starts
+        .chain(transitions(tz, at, 10))
         .map(|candidate| candidate.max(at))
-        .find(|&candidate| open(start, end, days, tz, candidate))
+        .filter(|&candidate| open(start, end, days, tz, candidate))
+        .min()
+}
+
+/// The instants in the `days` days after `from` at which `tz` changes its UTC
+/// offset, to the second (found by halving each day whose offset changes).
+fn transitions(tz: Tz, from: DateTime<Utc>, days: i64) -> Vec<DateTime<Utc>> {
+    use chrono::Offset;
+    let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    let mut found = Vec::new();
+    for day in 0..days {
+        let (mut lo, mut hi) = (from + Duration::days(day), from + Duration::days(day + 1));
+        if offset(lo) == offset(hi) {
+            continue; // at most one transition a day, in every zone since 1970
+        }
+        while hi - lo > Duration::seconds(1) {
+            let mid = lo + (hi - lo) / 2;
+            if offset(mid) == offset(lo) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        found.push(hi);
+    }
+    found
 }
 
 /// The instants at which local `date` reaches `time`: one; two when the clocks go

@@ -59,6 +59,11 @@ fn a_window_that_starts_inside_the_skipped_hour_opens_when_the_clocks_jump() {
     assert_eq!(first, utc(2026, 11, 1, 5, 30));
     let second = next_open(start, end, Weekdays::ALL, ny, first + Duration::minutes(15)).unwrap();
     assert_eq!(second, utc(2026, 11, 1, 6, 30), "the second 01:30, one hour later");
+    // After the first occurrence's end (01:45 EDT), the clocks going back reopen the
+    // window at once: 01:00 EST is inside 00:30–01:30.
+    let (start, end) = (NaiveTime::from_hms_opt(0, 30, 0).unwrap(), NaiveTime::from_hms_opt(1, 30, 0).unwrap());
+    let reopened = next_open(start, end, Weekdays::ALL, ny, utc(2026, 11, 1, 5, 45)).unwrap();
+    assert_eq!(reopened, utc(2026, 11, 1, 6, 0));
 }
 
 #[test]
@@ -156,8 +161,9 @@ proptest! {
         }
     }
 
-    /// Any window, even one outside legal hours or starting inside a skipped hour,
-    /// is found on the right local day at or after its start time.
+    /// Any window, even one outside legal hours, starting inside a skipped hour or
+    /// reopened by the clocks going back, is found: at or after the instant asked,
+    /// inside the window, and no minute between the two is open.
     #[test]
     fn any_window_opens_at_or_after_its_local_start(
         a in 0u32..(24 * 60), b in 0u32..(24 * 60), zone in prop::sample::select(ZONES), at in instant(),
@@ -172,5 +178,10 @@ proptest! {
         let l = next.with_timezone(&tz);
         prop_assert!(start <= l.time() && l.time() < end, "{}", local(tz, next));
         prop_assert!(next - at <= Duration::days(2), "a daily window opens within two days");
+        let mut probe = at.with_second(0).unwrap().with_nanosecond(0).unwrap() + Duration::minutes(1);
+        while probe < next {
+            prop_assert!(!open(start, end, Weekdays::ALL, tz, probe), "{} opened before {}", local(tz, probe), local(tz, next));
+            probe += Duration::minutes(1);
+        }
     }
 }

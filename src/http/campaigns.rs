@@ -219,6 +219,9 @@ pub async fn claim(
     limit: usize,
     provider: Provider,
 ) -> Result<DialResponse, ApiError> {
+    // Whatever could fail once calls are registered is checked before: a claim
+    // that committed is never answered with an error.
+    app.external_url.build(headers, "/")?;
     let (campaign, registered) = app.store.claim_due(id, limit, provider).await?;
     let schedule = campaign.schedule();
     let mut calls = Vec::with_capacity(registered.len());

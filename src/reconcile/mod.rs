@@ -173,6 +173,8 @@ impl Reconciler {
         if pass.expired_starts > 0 {
             tracing::info!(jobs = pass.expired_starts, "dialogue.start of ended calls expired");
         }
+        // Keeps campaign statistics cheap for campaigns nobody reads for a while.
+        self.store.fold_contact_counts().await?;
         Ok(pass)
     }
 

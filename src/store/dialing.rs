@@ -1,8 +1,14 @@
 //! Registering calls (SPEC §1, §11): one at the dialer's request
 //! (`POST /api/v1/calls`) or a batch of due contacts claimed at once
 //! (`POST /api/v1/campaigns/{id}/dial`). Both apply the same rule
-//! ([`may_dial`]) and the same concurrency cap, counted under the campaign's lock
-//! so that concurrent registrations and claims — on any replica — never exceed it.
+//! ([`may_dial`]) and the same concurrency cap, under the campaign's lock (which
+//! pause/resume/stop take too), so that concurrent registrations and claims — on
+//! any replica — never exceed the cap nor register a call once a pause answered.
+//!
+//! Lock order, which keeps them free of deadlocks: a registration takes the call's
+//! name lock, its contact's row, then the campaign's lock; a claim takes the
+//! campaign's lock and then only rows no one holds (`SKIP LOCKED`); a status
+//! change takes the campaign's lock, then the campaign's row.
 
 use uuid::Uuid;
 
@@ -29,10 +35,13 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
     if let Some(id) = new.campaign_id.filter(|id| *id != contact.campaign_id) {
         return Err(StoreError::Conflict(format!("contact `{}` is not in campaign `{id}`", contact.id)));
     }
+    // Under the campaign's lock, as claims and pause/stop are: the status and the
+    // calls in flight are read as committed once the lock is held.
+    tx.lock(&contacts::campaign_lock(campaign.id)).await?;
+    let campaign = tx.campaign(campaign.id).await?.unwrap_or(campaign);
     let now = tx.now();
     may_dial(&contact, &campaign, &campaign.schedule(), now).map_err(|r| StoreError::conflict(r.code, r.message))?;
     if let Some(cap) = campaign.max_concurrent_calls {
-        tx.lock(&contacts::campaign_lock(campaign.id)).await?;
         let in_flight = tx.in_flight(campaign.id).await?;
         if in_flight >= i64::from(cap) {
             return Err(StoreError::conflict(

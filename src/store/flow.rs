@@ -100,6 +100,8 @@ pub(crate) trait TxOps: Send + Sized {
     async fn change_job(&mut self, change: &JobChange) -> StoreResult<usize>;
     /// Calls of a campaign not finished yet.
     async fn in_flight(&mut self, campaign_id: Uuid) -> StoreResult<i64>;
+    /// The campaign as committed now (read again after taking its lock).
+    async fn campaign(&mut self, id: Uuid) -> StoreResult<Option<Campaign>>;
     async fn commit(self) -> StoreResult<()>;
 }
 

@@ -185,6 +185,8 @@ pub trait Store: Send + Sync + 'static {
     async fn verdict_overdue(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<String>>;
     /// Expires the pending `dialogue.start` jobs of calls that have ended.
     async fn expire_dialogue_starts(&self) -> StoreResult<u64>;
+    /// Folds the statistics' delta rows of campaigns that have many (`sql::counts`).
+    async fn fold_contact_counts(&self) -> StoreResult<usize>;
     /// Calls awaiting reconciliation and stranded contacts, at `cutoffs`.
     async fn reconcile_stats(&self, cutoffs: Cutoffs) -> StoreResult<ReconcileStats>;
 }

@@ -392,6 +392,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         reconcile::expire_dialogue_starts::<D>(&mut *self.conn().await?).await
     }
 
+    async fn fold_contact_counts(&self) -> StoreResult<usize> {
+        super::sql::counts::fold_all::<D>(&mut *self.conn().await?).await
+    }
+
     async fn reconcile_stats(&self, cutoffs: Cutoffs) -> StoreResult<ReconcileStats> {
         reconcile::stats::<D>(&mut *self.conn().await?, cutoffs).await
     }

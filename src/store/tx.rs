@@ -114,6 +114,10 @@ impl<D: Dialect> TxOps for Tx<D> {
         super::sql::campaigns::in_flight::<D>(self.conn(), campaign_id).await
     }
 
+    async fn campaign(&mut self, id: Uuid) -> StoreResult<Option<Campaign>> {
+        super::sql::campaigns::get::<D>(self.conn(), id).await
+    }
+
     async fn commit(self) -> StoreResult<()> {
         Ok(self.tx.commit().await?)
     }

@@ -75,16 +75,12 @@ pub(crate) async fn in_flight<D: Dialect>(conn: &mut D::Connection, id: Uuid) ->
     Ok(row.map(|r| r.opt_i64("n")).transpose()?.flatten().unwrap_or(0))
 }
 
-/// Contacts by state, last outcome and attempts (one index-only pass), and calls
-/// in flight.
+/// Contacts by state, last outcome and attempts (from `contact_counts`, not the
+/// contacts), and calls in flight.
 pub(crate) async fn stats<D: Dialect>(conn: &mut D::Connection, k: &Campaign) -> StoreResult<CampaignStats> {
-    let sql = "SELECT state, last_outcome, attempts_count, COUNT(*) AS n FROM contacts WHERE campaign_id = $1 \
-               GROUP BY state, last_outcome, attempts_count";
-    let groups = fetch_all::<D>(conn, sql, [k.id.into()]).await?;
     let mut stats = CampaignStats::new(k);
-    for g in &groups {
-        let n = g.opt_i64("n")?.unwrap_or(0);
-        stats.add(g.parsed("state")?, g.opt_parsed("last_outcome")?, g.int("attempts_count")?, n);
+    for g in super::counts::groups::<D>(conn, k).await? {
+        stats.add(g.state, g.last_outcome, g.attempts, g.n);
     }
     stats.calls_in_flight = in_flight::<D>(conn, k.id).await?;
     stats.finish();

@@ -137,17 +137,18 @@ pub(crate) async fn results<D: Dialect>(
 }
 
 /// The zones of a campaign's dialable contacts (`None`: contacts in the
-/// campaign's zone), found by skipping through the index rather than reading
-/// every contact.
+/// campaign's zone), found by skipping through the index `contacts_dialable`
+/// (one probe a zone) rather than reading every contact.
 pub(crate) async fn dialable_zones<D: Dialect>(
     conn: &mut D::Connection,
     campaign_id: Uuid,
 ) -> StoreResult<Vec<Option<String>>> {
     const DIALABLE: &str = "campaign_id = $1 AND state = 'pending' AND NOT do_not_call";
+    const ZONE: &str = "coalesce(timezone, '')";
     let sql = format!(
         "WITH RECURSIVE z(tz) AS ( \
-           SELECT MIN(timezone) FROM contacts WHERE {DIALABLE} \
-           UNION ALL SELECT (SELECT MIN(timezone) FROM contacts WHERE {DIALABLE} AND timezone > z.tz) \
+           SELECT MIN({ZONE}) FROM contacts WHERE {DIALABLE} AND {ZONE} > '' \
+           UNION ALL SELECT (SELECT MIN({ZONE}) FROM contacts WHERE {DIALABLE} AND {ZONE} > z.tz) \
            FROM z WHERE z.tz IS NOT NULL) \
          SELECT tz FROM z WHERE tz IS NOT NULL"
     );
@@ -170,7 +171,9 @@ pub(crate) async fn due<D: Dialect>(
     now: DateTime<Utc>,
     limit: i64,
 ) -> StoreResult<Vec<Contact>> {
-    let zone_is = if zone.is_some() { "c.timezone = $2" } else { "c.timezone IS NULL AND $2 IS NULL" };
+    // `''` is the campaign's zone: one equality on the index's expression either way.
+    let zone_is = "coalesce(c.timezone, '') = $2";
+    let zone = zone.unwrap_or("");
     let dialable = format!(
         "SELECT {CONTACT_COLS} FROM contacts c WHERE c.campaign_id = $1 AND c.state = 'pending' \
          AND NOT c.do_not_call AND {zone_is}"

@@ -9,6 +9,7 @@
 pub(crate) mod attempts;
 pub(crate) mod campaigns;
 pub(crate) mod contacts;
+pub(crate) mod counts;
 pub(crate) mod events;
 pub(crate) mod outbox;
 pub(crate) mod reconcile;
