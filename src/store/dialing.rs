@@ -96,16 +96,30 @@ pub(crate) async fn claim<D: Dialect>(
         return Ok((campaign, vec![]));
     }
     let schedule = campaign.schedule();
-    let mut picked: Vec<Contact> = Vec::new();
-    for zone in contacts::dialable_zones::<D>(tx.conn(), campaign_id).await? {
-        let tz = zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(schedule.timezone);
-        if schedule.window.allows(tz, now) {
-            let due = contacts::due::<D>(tx.conn(), campaign_id, zone.as_deref(), now, room as i64).await?;
-            picked.extend(due.into_iter().filter(|c| may_dial(c, &campaign, &schedule, now).is_ok()));
-        }
+    let mut open: Vec<Option<String>> = contacts::dialable_zones::<D>(tx.conn(), campaign_id)
+        .await?
+        .into_iter()
+        .filter(|zone| {
+            let tz = zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(schedule.timezone);
+            schedule.window.allows(tz, now)
+        })
+        .collect();
+    // The open zones take turns at being served first, so that none waits behind
+    // another's backlog; each zone gives its due retries first, then contacts
+    // never called. Only as many rows as fit are read and locked.
+    if !open.is_empty() {
+        let first = (Uuid::new_v4().as_u128() % open.len() as u128) as usize;
+        open.rotate_left(first);
     }
-    // Across zones too: due retries first, earliest first, then never-called contacts.
-    picked.sort_by_key(|c| (c.next_attempt_at.is_none(), c.next_attempt_at));
+    let mut picked: Vec<Contact> = Vec::with_capacity(room);
+    for zone in open {
+        let left = room - picked.len();
+        if left == 0 {
+            break;
+        }
+        let due = contacts::due::<D>(tx.conn(), campaign_id, zone.as_deref(), now, left as i64).await?;
+        picked.extend(due.into_iter().filter(|c| may_dial(c, &campaign, &schedule, now).is_ok()));
+    }
     picked.truncate(room);
 
     let mut registered = Vec::with_capacity(picked.len());
