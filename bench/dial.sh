@@ -57,12 +57,16 @@ for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>
 peak=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$CALLS" \
   --label webhooks-peak)
 echo "$peak"
+# The claims alone, then under half load.
+./target/release/examples/dial_bench --target http://127.0.0.1:$PORT --campaign "$campaign" --claims 100 \
+  --stats-runs 10 --label dial-and-stats-idle
 half_rate=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['events_per_second']/2)" "$peak")
 # Half load for longer than the claims take; the claims start once its calls are registered.
 ./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$((CALLS * 2))" \
   --rate "$half_rate" --label webhooks-half-load > bench/.dial-half.json & load=$!; pids+=("$load")
 sleep "${BENCH_DIAL_WARMUP_SECS:-15}"
-./target/release/examples/dial_bench --target http://127.0.0.1:$PORT --campaign "$campaign" --claims "${BENCH_CLAIMS:-300}"
+./target/release/examples/dial_bench --target http://127.0.0.1:$PORT --campaign "$campaign" --claims "${BENCH_CLAIMS:-300}" \
+  --label dial-and-stats-half-load
 wait "$load"; cat bench/.dial-half.json; rm -f bench/.dial-half.json
 kill "$server"; wait "$server" 2>/dev/null || true
 

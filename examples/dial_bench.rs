@@ -26,6 +26,9 @@ struct Args {
     limit: usize,
     #[arg(long, default_value_t = 30)]
     stats_runs: usize,
+    /// Label for the JSON result line.
+    #[arg(long, default_value = "dial-and-stats")]
+    label: String,
 }
 
 fn percentiles(mut ms: Vec<f64>) -> Value {
@@ -66,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         contacts = body["contacts"].as_i64().unwrap_or(0);
     }
     let result = json!({
-        "label": "dial-and-stats",
+        "label": args.label,
         "claim_ms": percentiles(claim_ms),
         "claims_short_of_limit": short,
         "calls_claimed": claimed,

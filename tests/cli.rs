@@ -39,6 +39,9 @@ fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {
         assert!(line("dialogue.cancel").contains("grace"), "{out}");
         assert!(line("grace   +1").contains("pending") && line("grace   +1").contains("no_answer"), "{out}");
         assert!(line("Outbox:").contains("11 delivered, 0 pending, 0 dead; receiver rejected 0"), "{out}");
+        // The two-timezone campaign: each retry lands in its contact's window.
+        assert!(line("hana").contains("Wed 09:00 EST") && line("hana").ends_with("yes"), "{out}");
+        assert!(line("ishaan").contains("Wed 11:00 IST") && line("ishaan").ends_with("yes"), "{out}");
     }
     let (ok, _, err) = callhook(&["demo", "--provider", "acme"]);
     assert!(!ok && err.contains("unknown provider"), "{err}");
@@ -439,4 +442,53 @@ async fn operator_commands_are_friendly_on_the_first_day() {
     let (_, out, _) = callhook(&["config", "check", &db]);
     assert!(out.contains("warning: sink = log"), "{out}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `callhook campaigns …` on a database file, as an operator or a shell dialer runs it.
+#[tokio::test]
+async fn campaigns_are_managed_and_dialled_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("campaigns.db").display());
+    let db = format!("--database-url={url}");
+    assert!(callhook(&["migrate", &db]).0);
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
+    let campaign = common::campaign(&store, 3).await;
+    let phones = ["+14155550301", "+14155550302", "+14155550303"];
+    common::add_contacts(&store, &campaign, phones.iter().map(|p| callhook::store::NewContact::phone(*p)).collect())
+        .await;
+    let id = campaign.id.to_string();
+
+    let (ok, out, err) = callhook(&["campaigns", "list", &db]);
+    assert!(ok && out.contains(&id) && out.contains("running"), "{out}{err}");
+    let (ok, out, _) = callhook(&["campaigns", "show", &id, &db]);
+    assert!(ok && out.contains("calling window  09:00–20:00"), "{out}");
+    let (ok, out, err) = callhook(&["campaigns", "dial", &id, "--limit", "2", &db]);
+    assert!(!ok && err.contains("CALLHOOK_PUBLIC_BASE_URL"), "{out}{err}");
+    let base = "--public-base-url=https://hooks.example.com";
+    let (ok, out, err) = callhook(&["campaigns", "dial", &id, "--limit", "2", &db, base]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for line in &lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert!(phones.contains(&fields[0]), "{line}");
+        assert!(fields[2].starts_with("https://hooks.example.com/webhooks/telephony/twilio/events?call_id="), "{line}");
+    }
+    let (ok, out, _) = callhook(&["campaigns", "stats", &id, &db, "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok);
+    assert_eq!((stats["calls_in_flight"].as_i64(), stats["by_state"]["pending"].as_i64()), (Some(2), Some(1)));
+
+    let (ok, out, _) = callhook(&["campaigns", "pause", &id, &db]);
+    assert!(ok && out.contains("is paused"), "{out}");
+    let (ok, _, err) = callhook(&["campaigns", "dial", &id, "--limit", "2", &db, base]);
+    assert!(!ok && err.contains("campaign_not_running"), "{err}");
+    assert!(callhook(&["campaigns", "stop", &id, &db]).0);
+    let (ok, _, err) = callhook(&["campaigns", "resume", &id, &db]);
+    assert!(!ok && err.contains("stopped for good"), "{err}");
+    let (ok, _, err) = callhook(&["campaigns", "show", &uuid::Uuid::new_v4().to_string(), &db]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,6 +34,9 @@ CREATE INDEX contacts_dialable ON contacts (campaign_id, (coalesce(timezone, '')
 CREATE INDEX contacts_campaign_id ON contacts (campaign_id, id);
 -- Replaced by contacts_dialable (the claim) and contact_counts (the statistics).
 DROP INDEX contacts_campaign_due;
+-- The unique (contact_id, attempt_number) index serves every look-up by contact: one
+-- index less to write on each registration.
+DROP INDEX call_attempts_contact;
 -- Calls in flight per campaign (the concurrency cap).
 CREATE INDEX call_attempts_in_flight ON call_attempts (campaign_id)
     WHERE status IN ('initiated', 'ringing', 'answered');

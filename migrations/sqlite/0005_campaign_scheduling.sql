@@ -22,6 +22,7 @@ CREATE INDEX contacts_dialable ON contacts (campaign_id, (coalesce(timezone, '')
 CREATE INDEX contacts_campaign_id ON contacts (campaign_id, id);
 -- Replaced by contacts_dialable (the claim) and contact_counts (the statistics).
 DROP INDEX contacts_campaign_due;
+DROP INDEX call_attempts_contact;
 CREATE INDEX call_attempts_in_flight ON call_attempts (campaign_id)
     WHERE status IN ('initiated', 'ringing', 'answered');
 
