@@ -184,14 +184,18 @@ pub(crate) fn next_open(
 /// offset, to the second (found by halving each day whose offset changes).
 fn transitions(tz: Tz, from: DateTime<Utc>, days: i64) -> Vec<DateTime<Utc>> {
     use chrono::Offset;
-    let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    // In whole seconds: transitions fall on whole seconds (whole minutes, in fact).
+    let at = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap_or(from);
+    let offset = |secs: i64| tz.offset_from_utc_datetime(&at(secs).naive_utc()).fix();
+    let start = from.timestamp();
     let mut found = Vec::new();
     for day in 0..days {
-        let (mut lo, mut hi) = (from + Duration::days(day), from + Duration::days(day + 1));
+        let (mut lo, mut hi) = (start + day * 86_400, start + (day + 1) * 86_400);
         if offset(lo) == offset(hi) {
             continue; // at most one transition a day, in every zone since 1970
         }
-        while hi - lo > Duration::seconds(1) {
+        // Invariant: `lo` has the old offset, `hi` the new one.
+        while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if offset(mid) == offset(lo) {
                 lo = mid;
@@ -199,7 +203,7 @@ fn transitions(tz: Tz, from: DateTime<Utc>, days: i64) -> Vec<DateTime<Utc>> {
                 hi = mid;
             }
         }
-        found.push(hi);
+        found.push(at(hi));
     }
     found
 }
