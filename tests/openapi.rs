@@ -328,7 +328,7 @@ async fn what_the_router_answers_to_bad_requests_is_documented() {
     // Then with the store gone: 503 wherever the store is needed.
     db.break_connection().await;
     for op in operations(&document()) {
-        let body = r#"{"name":"x","contacts":[],"contact_id":"00000000-0000-4000-8000-000000000000","outcome":"completed","limit":1}"#;
+        let body = r#"{"name":"x","contacts":[],"contact_id":"00000000-0000-4000-8000-000000000000","outcome":"completed","limit":1,"error_code":"x"}"#;
         let body_type = op.takes("application/json").then_some("application/json");
         let status = probe(&app, &op, request(&op, Some(ADMIN_TOKEN), body_type, body), &mut failures).await;
         if op.path.starts_with("/api/") || op.path == "/readyz" {

@@ -29,6 +29,7 @@ on_both_stores!(
     uploads_normalise_numbers_and_report_duplicates_and_bad_rows,
     stats_and_results_csv_match_the_contacts,
     statistics_stay_exact_through_many_changes_and_folds,
+    a_call_the_provider_refused_to_place_is_reported_by_the_dialer,
     bad_settings_are_refused_with_precise_codes_and_nothing_is_written,
     campaigns_are_paused_resumed_and_stopped,
 );
@@ -561,4 +562,49 @@ async fn statistics_stay_exact_through_many_changes_and_folds(store: Arc<dyn Sto
     let got: std::collections::BTreeMap<String, i64> = again.by_state.into_iter().filter(|(_, n)| *n > 0).collect();
     assert_eq!(got, expected, "the same after folding");
     assert_eq!(again.attempts_histogram.values().sum::<i64>(), 700);
+}
+
+/// The dialer claimed calls, and the provider refused to create some: an invalid
+/// number is final at once, another refusal is retried, and a call the provider
+/// has reported on cannot be reported as never placed.
+async fn a_call_the_provider_refused_to_place_is_reported_by_the_dialer(store: Arc<dyn Store>) {
+    let app = admin_app(&store);
+    let campaign = new_campaign(&app, json!({"max_attempts": 3, "max_concurrent_calls": 3})).await;
+    let rows: Vec<Value> = (0..3).map(|i| json!({"phone_number": format!("+1415556100{i}")})).collect();
+    upload(&app, &campaign, Value::Array(rows)).await;
+    let claimed = ok(&app, "POST", &format!("/api/v1/campaigns/{campaign}/dial"), Some(json!({"limit": 3}))).await;
+    let calls = claimed["calls"].as_array().unwrap();
+    let path = |i: usize| format!("/api/v1/calls/{}/dial-failed", calls[i]["call_id"].as_str().unwrap());
+    let contact = |i: usize| calls[i]["contact_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+
+    let invalid = json!({"error_code": "21211", "error_message": "Invalid 'To' Phone Number"});
+    let reply = ok(&app, "POST", &path(0), Some(invalid.clone())).await;
+    assert_eq!((&reply["attempt"]["status"], &reply["contact"]["state"]), (&json!("failed"), &json!("not_reached")));
+    let call_id = calls[0]["call_id"].as_str().unwrap();
+    let stored = store.attempt(call_id).await.unwrap().unwrap();
+    let again = ok(&app, "POST", &path(0), Some(invalid)).await;
+    assert_eq!(again["attempt"]["status"], "failed");
+    assert_eq!(store.attempt(call_id).await.unwrap().unwrap(), stored, "a repeat changes nothing");
+    let job = store.outbox(10).await.unwrap().into_iter().find(|j| j.kind == "survey.not_reached").unwrap();
+    assert_eq!(job.payload["reason"], "permanent_failure");
+
+    let reply = ok(&app, "POST", &path(1), Some(json!({"error_code": "20429"}))).await;
+    assert_eq!(reply["contact"]["state"], "pending");
+    let c = store.contact(contact(1)).await.unwrap().unwrap();
+    assert_eq!((c.attempts_count, c.state), (1, callhook::domain::ContactState::Pending));
+    assert!(c.next_attempt_at.is_some());
+    // Two slots of the cap are free again: the failed calls are not in flight.
+    let stats = ok(&app, "GET", &format!("/api/v1/campaigns/{campaign}/stats"), None).await;
+    assert_eq!(stats["calls_in_flight"], 1);
+
+    let placed = calls[2]["call_id"].as_str().unwrap();
+    end_call(&app, placed, "CAplaced", "ringing", &[]).await;
+    let (code, reason) = refused(&app, "POST", &path(2), Some(json!({"error_code": "21211"}))).await;
+    assert_eq!((code, reason.as_str()), (StatusCode::CONFLICT, "call_already_reported"));
+    assert_eq!(store.contact(contact(2)).await.unwrap().unwrap().state, callhook::domain::ContactState::InProgress);
+    let (_, reason) = refused(&app, "POST", &path(2), Some(json!({"error_code": "has space"}))).await;
+    assert_eq!(reason, "invalid_request");
+    let (code, _) =
+        refused(&app, "POST", "/api/v1/calls/no-such-call/dial-failed", Some(json!({"error_code": "1"}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
 }

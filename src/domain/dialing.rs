@@ -4,8 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{Campaign, Contact, Schedule};
-use super::vocab::{CampaignStatus, ContactState};
+use super::model::{Attempt, Campaign, Contact, Rules, Schedule};
+use super::retry::permanent_failure;
+use super::transition::{not_reached_this_time, Decision};
+use super::vocab::{CallStatus, CampaignStatus, ContactState, Disposition, Outcome, RetryKey};
 use super::Refusal;
 
 /// `Ok` when `contact` of `campaign` may be dialled at `now`; otherwise the
@@ -48,6 +50,43 @@ pub fn may_dial(
         Some(due) if due > now => refuse("not_due", format!("contact `{id}` is not due before {}", due.to_rfc3339())),
         _ => Ok(()),
     }
+}
+
+/// The dialer could not place a registered call: the provider refused to create it
+/// (e.g. Twilio's 21211, an invalid `To`). The attempt fails with the provider's
+/// code and the contact gets the retry treatment — none for a permanent failure.
+/// Refused (409 `call_already_reported`) once the provider has reported on the call
+/// (it was placed) or it has ended; `Ok(None)` when this very failure was reported
+/// already (a repeat changes nothing).
+pub fn dial_failed(
+    attempt: &Attempt,
+    contact: &Contact,
+    rules: &Rules,
+    error_code: &str,
+    error_message: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Decision>, Refusal> {
+    if attempt.status == CallStatus::Failed && attempt.error_code.as_deref() == Some(error_code) {
+        return Ok(None);
+    }
+    if attempt.status != CallStatus::Initiated || attempt.provider_raw_status.is_some() {
+        return Err(Refusal {
+            code: "call_already_reported",
+            message: format!(
+                "call `{}` is {}: the provider has reported on it, so it was placed",
+                attempt.call_id, attempt.status
+            ),
+        });
+    }
+    let mut decision = Decision::new(Disposition::Applied, attempt.clone());
+    decision.attempt.status = CallStatus::Failed;
+    decision.attempt.ended_at = Some(now);
+    decision.attempt.last_event_at = attempt.last_event_at.max(now);
+    decision.attempt.error_code = Some(error_code.to_owned());
+    decision.attempt.error_message = error_message.map(str::to_owned);
+    let retry = (!permanent_failure(attempt.provider, Some(error_code))).then_some(RetryKey::Failed);
+    not_reached_this_time(&mut decision, contact, rules, Outcome::Failed, retry);
+    Ok(Some(decision))
 }
 
 #[cfg(test)]
@@ -94,5 +133,27 @@ mod tests {
         let mut ny = c.clone();
         ny.timezone = Some("America/New_York".into());
         assert_eq!(code(&ny, &campaign(), now), "outside_calling_window");
+    }
+
+    #[test]
+    fn a_call_the_provider_refused_to_place_fails_and_an_invalid_number_is_final() {
+        use crate::domain::test_fixtures::attempt;
+        let (a, c) = (attempt(), contact(1));
+        let invalid = dial_failed(&a, &c, &policy(), "21211", Some("Invalid 'To'"), t(10)).unwrap().unwrap();
+        assert_eq!((invalid.attempt.status, invalid.attempt.outcome), (CallStatus::Failed, Some(Outcome::Failed)));
+        assert_eq!(invalid.contact.unwrap().state, ContactState::NotReached, "never retried");
+        let transient = dial_failed(&a, &c, &policy(), "20429", None, t(10)).unwrap().unwrap();
+        let change = transient.contact.unwrap();
+        assert_eq!(
+            (change.state, change.next_attempt_at),
+            (ContactState::Pending, Some(t(10) + Duration::minutes(60)))
+        );
+        assert_eq!(dial_failed(&invalid.attempt, &c, &policy(), "21211", None, t(20)), Ok(None), "a repeat");
+        let mut placed = a.clone();
+        placed.provider_raw_status = Some("initiated".into());
+        assert_eq!(
+            dial_failed(&placed, &c, &policy(), "21211", None, t(10)).unwrap_err().code,
+            "call_already_reported"
+        );
     }
 }

@@ -12,7 +12,7 @@ mod transition;
 mod vocab;
 pub mod window;
 
-pub use dialing::may_dial;
+pub use dialing::{dial_failed, may_dial};
 pub use model::{AmdPolicy, Attempt, CallEvent, Campaign, Contact, JobChange, NewJob, Rules, Schedule};
 pub use retry::RetryPolicy;
 pub use transition::{decide, ContactChange, Decision};

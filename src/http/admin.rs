@@ -221,6 +221,46 @@ pub async fn register_call(
     ))
 }
 
+/// The provider refused to place a registered call.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DialFailure {
+    /// The provider's error code, e.g. Twilio's `21211` (invalid `To`): 1–64
+    /// characters without spaces.
+    pub error_code: String,
+    /// The provider's message, at most 300 characters.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+/// Reports that the dialer could not place a registered call (the provider's create
+/// request failed). The attempt fails with the code; the contact is retried as for a
+/// failed call, or becomes `not_reached` at once for an invalid number.
+#[utoipa::path(post, path = "/api/v1/calls/{call_id}/dial-failed", tag = "campaigns", request_body = DialFailure,
+    security(("bearer" = [])), params(("call_id" = String, Path)),
+    responses(
+        (status = 200, description = "the attempt and the contact (a repeat of the same report changes nothing)", body = OutcomeRecorded),
+        (status = 400, description = "malformed JSON or call id, or `error_code`/`error_message` out of bounds (`invalid_request`)"),
+        (status = 404, description = "no such call"),
+        (status = 409, description = "the provider has reported on the call: it was placed (`call_already_reported`)"),
+    ))]
+pub async fn dial_failed(
+    State(app): State<AppState>,
+    ApiPath(call_id): ApiPath<String>,
+    ApiJson(body): ApiJson<DialFailure>,
+) -> Result<Json<OutcomeRecorded>, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m.to_owned());
+    let code = &body.error_code;
+    if code.is_empty() || code.chars().count() > 64 || code.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("error_code must be 1–64 characters without spaces or control characters"));
+    }
+    let message = body.error_message.as_deref();
+    if message.is_some_and(|m| m.chars().count() > 300 || crate::text::has_control(m)) {
+        return Err(bad("error_message must be at most 300 characters without control characters"));
+    }
+    let (attempt, contact) = app.store.dial_failed(&call_id, &body.error_code, message).await?;
+    Ok(Json(OutcomeRecorded { attempt, contact }))
+}
+
 /// A call attempt and every callback stored for it.
 #[utoipa::path(get, path = "/api/v1/calls/{call_id}", tag = "admin", security(("bearer" = [])),
     params(("call_id" = String, Path)),

@@ -79,6 +79,7 @@ pub fn router_with(state: AppState, limits: &Limits, metrics: &MetricsAccess) ->
         .route("/calls", post(admin::register_call))
         .route("/calls/{call_id}", get(admin::get_call))
         .route("/calls/{call_id}/outcome", post(admin::record_outcome))
+        .route("/calls/{call_id}/dial-failed", post(admin::dial_failed))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
     let mut app = Router::new()
         .route("/webhooks/telephony/events", post(webhook::default_provider))

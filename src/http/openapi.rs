@@ -48,6 +48,7 @@ use crate::domain::{EventType, Provider};
         admin::register_call,
         admin::get_call,
         admin::record_outcome,
+        admin::dial_failed,
         provider_webhook,
         healthz,
         readyz,
@@ -484,6 +485,13 @@ impl Modify for InputLimits {
             "A JSON object, kept on the attempt: at most {MAX_METADATA_BYTES} bytes serialised, and no \
              U+0000 (NUL) in any key or string."
         ));
+
+        let code = plain(schemas, "DialFailure", "error_code");
+        (code.min_length, code.max_length) = (Some(1), Some(64));
+        code.pattern = Some(format!("^[^{CONTROL}{WHITESPACE}]+$"));
+        let message = plain(schemas, "DialFailure", "error_message");
+        message.max_length = Some(300);
+        message.pattern = Some(format!("^[^{CONTROL}]*$"));
 
         // `Outcome` has five values; a dialogue's verdict is one of two.
         let verdict = ObjectBuilder::new()

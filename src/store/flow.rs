@@ -251,6 +251,27 @@ pub(crate) async fn settle<T: TxOps>(
     Ok(Some((state.attempt, state.contact, enqueued)))
 }
 
+/// The dialer could not place a registered call (`domain::dial_failed`).
+pub(crate) async fn dial_failed<T: TxOps>(
+    mut tx: T,
+    call_id: &str,
+    error_code: &str,
+    error_message: Option<&str>,
+) -> StoreResult<(Attempt, Contact, usize)> {
+    let mut state = tx
+        .find_attempt(AttemptKey::CallId(call_id), None)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("call `{call_id}` not found")))?;
+    let rules = state.campaign.rules();
+    let now = tx.now();
+    let decision = crate::domain::dial_failed(&state.attempt, &state.contact, &rules, error_code, error_message, now)
+        .map_err(|r| StoreError::conflict(r.code, r.message))?;
+    let Some(decision) = decision else { return Ok((state.attempt, state.contact, 0)) };
+    let enqueued = persist(&mut tx, &mut state, decision).await?;
+    tx.commit().await?;
+    Ok((state.attempt, state.contact, enqueued))
+}
+
 /// The URL's correlation and the provider's call id must agree with the attempt.
 fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
     let conflict =

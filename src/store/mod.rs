@@ -123,6 +123,15 @@ pub trait Store: Send + Sync + 'static {
     /// call outcome and contact state and enqueues `survey.completed`/`survey.refused`.
     /// Repeating the same verdict changes nothing.
     async fn record_outcome(&self, call_id: &str, outcome: Outcome) -> StoreResult<(Attempt, Contact)>;
+    /// The dialer could not place a registered call: the attempt fails with the
+    /// provider's `error_code`, the contact is retried (or not, for an invalid
+    /// number). Refused once the provider has reported on the call.
+    async fn dial_failed(
+        &self,
+        call_id: &str,
+        error_code: &str,
+        error_message: Option<&str>,
+    ) -> StoreResult<(Attempt, Contact)>;
     /// Applies deferred events whose call attempt exists now.
     async fn replay_deferred(&self, limit: i64) -> StoreResult<ReplayReport>;
 

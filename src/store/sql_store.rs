@@ -294,6 +294,18 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok((attempt, contact))
     }
 
+    async fn dial_failed(
+        &self,
+        call_id: &str,
+        error_code: &str,
+        error_message: Option<&str>,
+    ) -> StoreResult<(Attempt, Contact)> {
+        let (attempt, contact, enqueued) =
+            flow::dial_failed(self.begin().await?, call_id, error_code, error_message).await?;
+        self.signal_jobs(enqueued);
+        Ok((attempt, contact))
+    }
+
     async fn replay_deferred(&self, limit: i64) -> StoreResult<ReplayReport> {
         let waiting = events::deferred::<D>(&mut *self.conn().await?, limit).await?;
         let mut report = ReplayReport { examined: waiting.len(), applied: 0 };
