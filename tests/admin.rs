@@ -7,22 +7,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use callhook::store::Store;
 use common::*;
-
-fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
-    let b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", HOST)
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
-    match body {
-        Some(json) => b.header("content-type", "application/json").body(Body::from(json.to_string())).unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    }
-}
 
 on_both_stores!(a_campaign_is_run_end_to_end_through_the_api, invalid_input_gets_json_errors, outcome_rules,);
 

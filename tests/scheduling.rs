@@ -9,8 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -61,18 +60,6 @@ async fn postgres_replicas_claiming_concurrently_never_share_a_contact() {
     let stats = ok(&apps[2], "GET", &format!("/api/v1/campaigns/{campaign}/stats"), None).await;
     assert_eq!((stats["calls_in_flight"].as_i64(), stats["by_state"]["pending"].as_i64()), (Some(60), Some(40)));
     db.cleanup().await;
-}
-
-fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
-    let b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", HOST)
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
-    match body {
-        Some(json) => b.header("content-type", "application/json").body(Body::from(json.to_string())).unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    }
 }
 
 async fn ok(app: &Router, method: &str, path: &str, body: Option<Value>) -> Value {

@@ -250,7 +250,8 @@ pub async fn dial_failed(
 ) -> Result<Json<OutcomeRecorded>, ApiError> {
     let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m.to_owned());
     let code = &body.error_code;
-    if code.is_empty() || code.chars().count() > 64 || code.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // At most 64 characters (as the OpenAPI document counts them), not bytes.
+    if !crate::text::is_token(code, usize::MAX) || code.chars().count() > 64 {
         return Err(bad("error_code must be 1–64 characters without spaces or control characters"));
     }
     let message = body.error_message.as_deref();

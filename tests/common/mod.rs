@@ -264,6 +264,19 @@ pub fn signed(path_and_query: &str, fields: &[(String, String)]) -> Request<Body
         .unwrap()
 }
 
+/// An admin API request with the test bearer token, and `body` as JSON if given.
+pub fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", HOST)
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    match body {
+        Some(json) => b.header("content-type", "application/json").body(Body::from(json.to_string())).unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
 /// A Twilio status callback for `call_sid` in `status`, correlated by `call_id`.
 pub fn callback(call_id: &str, call_sid: &str, status: &str) -> Request<Body> {
     callback_with(call_id, call_sid, status, &[])
