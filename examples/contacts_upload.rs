@@ -53,6 +53,7 @@ async fn over_http(url: &str, schema: &str, n: usize) -> anyhow::Result<()> {
         "--admin-tokens=bench".to_owned(),
         "--no-dispatcher".to_owned(),
         "--no-reconciler".to_owned(),
+        "--spool=off".to_owned(),
     ])?
     .serve;
     let store = callhook::store::connect(&db, 4).await?;

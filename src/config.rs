@@ -20,8 +20,10 @@ use crate::store::Store;
 
 mod outbox;
 mod server;
+mod spool;
 pub use outbox::{OutboxArgs, SinkKind};
 pub use server::ServerArgs;
+pub use spool::{SpoolArgs, SpoolKind};
 
 #[derive(Debug, Parser)]
 #[command(name = "callhook", version, about = "Telephony call-status webhooks, recorded exactly once.")]
@@ -65,6 +67,27 @@ pub enum Command {
     /// calls quiet too long, time out overdue dialogue verdicts, replay deferred
     /// events. Runs every interval until stopped (serve runs it too), or once.
     Reconcile(ReconcileCommandArgs),
+    /// Inspect or drain the outage spool (callbacks accepted while the store was down).
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// Records, bytes, the oldest record's age and the records set aside.
+    Status {
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply every spooled callback to the store now and exit (a file spool only
+    /// when no `serve` holds its directory: a running service drains on its own).
+    Drain {
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +255,8 @@ pub struct ServeArgs {
     pub reconcile: crate::reconcile::ReconcileArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub spool: SpoolArgs,
     /// Connection overrides appended to Twilio status-callback URLs: up to 5
     /// retries on connection failures, timeouts and 5xx within Twilio's 15 s
     /// (Twilio's default is one retry, on connection failure only). Empty: none.
@@ -341,6 +366,7 @@ impl ServeArgs {
         }
         problems.extend(self.reconcile.problems());
         problems.extend(self.server.problems());
+        problems.extend(self.spool.problems());
         let ranges = [
             ("CALLHOOK_MAX_BODY_BYTES", self.max_body_bytes as u64, 1024..=16 * 1024 * 1024),
             ("CALLHOOK_REQUEST_TIMEOUT_SECS", self.request_timeout_secs, 1..=3600),
@@ -359,9 +385,10 @@ impl ServeArgs {
         problems
     }
 
-    pub fn app_state(&self, store: Arc<dyn Store>) -> AppState {
+    pub fn app_state(&self, store: Arc<dyn Store>, spool: Option<Arc<crate::spool::Spool>>) -> AppState {
         AppState {
             store,
+            spool,
             providers: Arc::new(self.providers()),
             external_url: Arc::new(ExternalUrl {
                 public_base_url: self.public_base_url.clone(),

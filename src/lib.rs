@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod providers;
 pub mod reconcile;
 pub mod secret;
+pub mod spool;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -8,7 +8,9 @@ use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use callhook::cli;
-use callhook::config::{CallsCommand, Cli, Command, ConfigCommand, EventsCommand, LogFormat, OutboxCommand};
+use callhook::config::{
+    CallsCommand, Cli, Command, ConfigCommand, EventsCommand, LogFormat, OutboxCommand, SpoolCommand,
+};
 use callhook::config_file;
 
 fn main() -> ExitCode {
@@ -26,10 +28,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_) | Command::Config(_) | Command::Campaigns(_)));
+    init_tracing(
+        cli.log_format,
+        matches!(cli.command, Command::Demo(_) | Command::Config(_) | Command::Campaigns(_) | Command::Spool(_)),
+    );
     if matches!(
         cli.command,
-        Command::Calls(_) | Command::Campaigns(_) | Command::Outbox(_) | Command::Events(_) | Command::Config(_)
+        Command::Calls(_)
+            | Command::Campaigns(_)
+            | Command::Outbox(_)
+            | Command::Events(_)
+            | Command::Config(_)
+            | Command::Spool(_)
     ) {
         print_like_a_unix_tool();
     }
@@ -60,6 +70,8 @@ fn main() -> ExitCode {
             }
             Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
             Command::Reconcile(args) => cli::reconcile(args).await,
+            Command::Spool(SpoolCommand::Status { serve, json }) => cli::spool::status(&serve, json).await,
+            Command::Spool(SpoolCommand::Drain { serve }) => cli::spool::drain(&serve).await,
         }
     });
     match result {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Webhooks by `provider`, `event_type` and `outcome`
-/// (processed, duplicate, ignored, deferred, rejected).
+/// (processed, duplicate, ignored, deferred, spooled, rejected).
 pub const WEBHOOKS: &str = "callhook_webhooks_total";
 /// Signature checks that failed, by `provider` and `reason`.
 pub const SIGNATURE_FAILURES: &str = "callhook_signature_failures_total";
@@ -38,6 +38,19 @@ pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
 /// Answered human calls whose `dialogue.start` was never delivered (SPEC §12).
 pub const DIALOGUE_NEVER_STARTED: &str = "callhook_dialogue_never_started";
 pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";
+/// Records in the outage spool, by `spool` (file, nats).
+pub const SPOOL_DEPTH: &str = "callhook_spool_depth";
+pub const SPOOL_BYTES: &str = "callhook_spool_bytes";
+/// Age of the oldest spooled record (0 when empty).
+pub const SPOOL_OLDEST_AGE: &str = "callhook_spool_oldest_age_seconds";
+/// Callbacks accepted into the spool, by `spool`.
+pub const SPOOL_APPENDED: &str = "callhook_spool_appended_total";
+/// Spooled records drained, by `spool` and `outcome` (stored, duplicate, set_aside).
+pub const SPOOL_DRAINED: &str = "callhook_spool_drained_total";
+/// Damaged spool records found (a torn tail after a crash, a bad checksum), by `spool`.
+pub const SPOOL_CORRUPT: &str = "callhook_spool_corrupt_records_total";
+/// 1 while this replica sees the store unavailable and spools callbacks.
+pub const SPOOL_STORE_DOWN: &str = "callhook_spool_store_down";
 
 /// The process's recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {

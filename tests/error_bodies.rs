@@ -22,6 +22,7 @@ use common::*;
 
 fn state(store: Arc<dyn Store>) -> AppState {
     AppState {
+        spool: None,
         store,
         providers: Arc::new(providers()),
         external_url: Arc::new(ExternalUrl::default()),

@@ -198,6 +198,9 @@ async fn exactly_once_under_replica_kill_and_database_faults() {
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", url.as_str()),
         ("CALLHOOK_DB_MAX_CONNECTIONS", "8"),
+        // The path without the outage spool: a cut is answered 503 and retried
+        // (tests/fault_spool.rs runs the spool).
+        ("CALLHOOK_SPOOL", "off"),
         ("CALLHOOK_PUBLIC_BASE_URL", PUBLIC),
         ("CALLHOOK_TWILIO_AUTH_TOKENS", signer.twilio_token.as_str()),
         ("CALLHOOK_SINK", "http"),

@@ -181,6 +181,7 @@ fn state(store: Arc<dyn Store>, external_url: ExternalUrl, insecure: bool) -> Ap
     let mut providers = providers();
     providers.insecure_skip_verification = insecure;
     AppState {
+        spool: None,
         store,
         providers: Arc::new(providers),
         external_url: Arc::new(external_url),

@@ -469,21 +469,13 @@ async fn wait_for_deliveries(sink: &CountingSink, n: usize) {
     }
 }
 
-fn nats_url() -> String {
-    std::env::var("CALLHOOK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
 #[tokio::test]
 async fn nats_sink_publishes_to_jetstream_deduplicated_by_job_id() {
     let stream = format!("CALLHOOK_TEST_{}", uuid::Uuid::new_v4().simple());
     let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
-    let sink = match NatsSink::connect(&nats_url(), &stream, &prefix).await {
+    let sink = match NatsSink::connect(&common::nats_url(), &stream, &prefix).await {
         Ok(sink) => sink,
-        Err(e) if std::env::var("CALLHOOK_REQUIRE_NATS").is_err() => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "NOTICE: NATS test SKIPPED: {e}");
-            return;
-        }
+        Err(e) if common::nats_optional(&e) => return,
         Err(e) => panic!("NATS is required (CALLHOOK_REQUIRE_NATS) but unavailable: {e}"),
     };
     let job = OutboxJob {
@@ -501,7 +493,7 @@ async fn nats_sink_publishes_to_jetstream_deduplicated_by_job_id() {
     sink.deliver(&job).await.unwrap();
     sink.deliver(&job).await.unwrap(); // a retry after a lost ack
 
-    let client = async_nats::connect(nats_url()).await.unwrap();
+    let client = async_nats::connect(common::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut s = js.get_stream(&stream).await.unwrap();
     assert_eq!(s.info().await.unwrap().state.messages, 1, "JetStream dropped the duplicate by Nats-Msg-Id");

@@ -69,7 +69,7 @@ pub async fn campaigns(command: CampaignsCommand) -> anyhow::Result<()> {
                 "set CALLHOOK_PUBLIC_BASE_URL (or --public-base-url): the status callback URLs are built from it"
             );
             let store = open_existing(&serve.database).await?;
-            let app = serve.app_state(store);
+            let app = serve.app_state(store, None);
             let provider = provider.unwrap_or(app.default_provider);
             let headers = axum::http::HeaderMap::new();
             let claimed = crate::http::campaigns::claim(&app, &headers, id, limit as usize, provider)

@@ -4,7 +4,7 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 
-use crate::config::{Cli, ServeArgs, SinkKind};
+use crate::config::{Cli, ServeArgs, SinkKind, SpoolKind};
 use crate::config_file::FileLayer;
 
 /// Prints the report; `Ok(false)` when there are errors.
@@ -77,6 +77,20 @@ pub fn config_check(args: &ServeArgs, matches: &ArgMatches, layer: &FileLayer) -
     }
     if args.admin_tokens.iter().all(|t| t.expose().trim().is_empty()) {
         warnings.push("no admin_tokens: the admin API (/api/v1) is disabled".into());
+    }
+    match args.spool.effective(db) {
+        SpoolKind::File => match crate::spool::preflight(&args.spool.spool_dir) {
+            Ok(note) => warnings.extend(note),
+            Err(e) => errors.push(e.to_string()),
+        },
+        SpoolKind::Nats => warnings.push(format!(
+            "spool = nats: stream {} on {} is checked when serve starts",
+            args.spool.spool_nats_stream, args.outbox.nats_url
+        )),
+        SpoolKind::Off | SpoolKind::Auto if !db.starts_with("sqlite:") => warnings.push(
+            "spool = off with PostgreSQL: callbacks arriving during a database outage are answered 503, and most providers do not retry them".into(),
+        ),
+        SpoolKind::Off | SpoolKind::Auto => {}
     }
     for w in &warnings {
         println!("warning: {w}");

@@ -5,6 +5,7 @@ mod campaigns;
 mod config_check;
 mod demo;
 mod inspect;
+pub mod spool;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use inspect::{calls_show, events_replay, outbox_list, outbox_retry};
 use crate::config::{DatabaseArgs, ReconcileCommandArgs, ServeArgs};
 use crate::outbox::Dispatcher;
 use crate::reconcile::Reconciler;
+use crate::spool::Drainer;
 use crate::store::{self, Store};
 
 pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
@@ -80,6 +82,7 @@ pub struct Running {
     metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     dispatcher: Option<JoinHandle<()>>,
     reconciler: Option<JoinHandle<()>>,
+    drainer: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -91,11 +94,8 @@ impl Running {
         if let Some(metrics_server) = self.metrics_server {
             metrics_server.await??;
         }
-        if let Some(dispatcher) = self.dispatcher {
-            dispatcher.await?;
-        }
-        if let Some(reconciler) = self.reconciler {
-            reconciler.await?;
+        for task in [self.dispatcher, self.reconciler, self.drainer].into_iter().flatten() {
+            task.await?;
         }
         Ok(())
     }
@@ -107,15 +107,41 @@ impl Running {
 }
 
 /// Starts the service on `listener` over `store` (migrated unless told not to).
+/// With an outage spool, a store that does not answer yet is no reason to stay
+/// down: callbacks are spooled, and the drainer migrates once the store answers.
 pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListener) -> anyhow::Result<Running> {
-    if !args.no_migrate {
-        store.migrate().await.context("applying migrations")?;
-    }
+    start_with(args, store, listener, true).await
+}
+
+/// As [`start`]; `store_answered: false` (a lazily connected store that did not
+/// answer) skips the migration attempt and starts spooling at once.
+async fn start_with(
+    args: &ServeArgs,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    store_answered: bool,
+) -> anyhow::Result<Running> {
     let problems = args.problems();
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
-    let state = args.app_state(store.clone());
+    let spool = args
+        .spool
+        .open(&args.database.database_url, &args.outbox.nats_url)
+        .await
+        .context("opening the outage spool")?;
+    let mut migrate_later = !store_answered && !args.no_migrate;
+    if !args.no_migrate && store_answered {
+        match store.migrate().await {
+            Ok(()) => {}
+            Err(e) if e.is_unavailable() && spool.is_some() => {
+                tracing::warn!(error = %e, "the store is unavailable at start: callbacks go to the outage spool; migrations are applied once it answers");
+                migrate_later = true;
+            }
+            Err(e) => return Err(e).context("applying migrations"),
+        }
+    }
+    let state = args.app_state(store.clone(), spool.clone());
     if state.providers.insecure_skip_verification {
         tracing::warn!("signature verification is DISABLED: anyone can post callbacks. Never run this in production.");
     } else {
@@ -142,6 +168,14 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
     } else {
         Some(tokio::spawn(reconciler(args, store.clone())?.run(shutdown_rx.clone())))
     };
+    let drainer = spool.map(|spool| {
+        if migrate_later {
+            spool.set_store_down(true);
+        }
+        tracing::info!(spool = spool.kind(), "outage spool ready");
+        let drainer = Drainer::new(spool, store.clone(), args.spool.drain_interval(), migrate_later);
+        tokio::spawn(drainer.run(shutdown_rx.clone()))
+    });
     let (limits, metrics) = (args.limits(), args.server.metrics_access());
     let metrics_listener = match args.server.metrics_listen {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr}"))?),
@@ -160,7 +194,7 @@ pub async fn start(args: &ServeArgs, store: Arc<dyn Store>, listener: TcpListene
         None => (None, None),
     };
     tracing::info!(%addr, store = store.backend(), "callhook ready");
-    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler })
+    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler, drainer })
 }
 
 fn spawn_server(
@@ -220,10 +254,19 @@ pub async fn reconcile(args: ReconcileCommandArgs) -> anyhow::Result<()> {
 
 /// `callhook serve`: runs until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = open(&args.database).await?;
+    let db = &args.database;
+    let spooling = args.spool.effective(&db.database_url) != crate::config::SpoolKind::Off;
+    let (store, answered) = match open(db).await {
+        Ok(store) => (store, true),
+        Err(e) if spooling && e.downcast_ref::<store::StoreError>().is_some_and(|e| e.is_unavailable()) => {
+            tracing::warn!(error = %format!("{e:#}"), "the database is unreachable: starting anyway, spooling callbacks");
+            (store::connect_lazy(&db.database_url, db.db_max_connections)?, false)
+        }
+        Err(e) => return Err(e),
+    };
     let listener =
         TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
-    let mut running = start(&args, store, listener).await?;
+    let mut running = start_with(&args, store, listener, answered).await?;
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = running.wait() => anyhow::bail!("the HTTP server stopped unexpectedly"),

@@ -30,7 +30,7 @@ pub struct OutboxArgs {
     /// http sink: per-request timeout.
     #[arg(long, env = "CALLHOOK_SINK_HTTP_TIMEOUT_SECS", default_value_t = 10)]
     pub sink_http_timeout_secs: u64,
-    /// nats sink: server URL.
+    /// NATS server URL (the nats sink and the nats spool).
     #[arg(long, env = "CALLHOOK_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// nats sink: JetStream stream (created if missing, capturing `{prefix}.>`).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::retry::{Delays, RetryPolicy};
@@ -162,8 +162,9 @@ pub struct Attempt {
     pub account_sid: Option<String>,
 }
 
-/// One provider callback, verified and normalised by its adapter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One provider callback, verified and normalised by its adapter. It is written
+/// to the outage spool as JSON and read back from it (`spool::Record`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     pub provider: Provider,
     /// Unique per distinct callback; a redelivery carries the same key.

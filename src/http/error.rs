@@ -113,6 +113,24 @@ impl From<WebhookError> for ApiError {
     }
 }
 
+impl From<crate::spool::SpoolOrStore> for ApiError {
+    fn from(err: crate::spool::SpoolOrStore) -> Self {
+        use crate::spool::{SpoolError, SpoolOrStore};
+        match err {
+            SpoolOrStore::Store(e) => e.into(),
+            SpoolOrStore::Spool(e) => {
+                tracing::error!(error = %e, "the store is unavailable and the callback could not be spooled");
+                let code = if matches!(e, SpoolError::Full(_)) { "spool_full" } else { "spool_unavailable" };
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "the store is unavailable and the outage spool cannot take the callback; retry later",
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -18,11 +18,42 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The store answers; 503 otherwise, so a load balancer stops sending callbacks
-/// that could not be committed.
+/// `ready` when the store answers; `spooling` (still 200: callbacks are accepted)
+/// when it does not but the outage spool takes them; 503 otherwise, so a load
+/// balancer stops sending callbacks that could not be kept.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    app.store.ping().await?;
-    Ok(Json(json!({ "status": "ready", "store": app.store.backend() })))
+    let backend = app.store.backend();
+    let Some(spool) = &app.spool else {
+        app.store.ping().await?;
+        return Ok(Json(json!({ "status": "ready", "store": backend })));
+    };
+    let status = spool.last_status();
+    let summary = json!({
+        "backend": spool.kind(),
+        "records": status.as_ref().map(|s| s.records),
+        "bytes": status.as_ref().map(|s| s.bytes),
+        "oldest_at": status.as_ref().and_then(|s| s.oldest_at),
+    });
+    let pinged = if spool.store_down() {
+        Err(crate::store::StoreError::Unavailable("marked down by the spool".into()))
+    } else {
+        app.store.ping().await
+    };
+    match pinged {
+        Ok(()) => Ok(Json(json!({ "status": "ready", "store": backend, "spool": summary }))),
+        Err(e) if e.is_unavailable() => {
+            let full = status.as_ref().is_some_and(|s| s.bytes >= s.max_bytes);
+            if full {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "spool_full",
+                    "the store is unavailable and the outage spool is full",
+                ));
+            }
+            Ok(Json(json!({ "status": "spooling", "store": backend, "store_available": false, "spool": summary })))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Prometheus text exposition. Outbox and reconciler gauges are read from the store

@@ -35,6 +35,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Where callbacks go while the store is unavailable (SPEC §10); `None`: 503.
+    pub spool: Option<Arc<crate::spool::Spool>>,
     pub providers: Arc<Providers>,
     pub external_url: Arc<ExternalUrl>,
     /// The provider of `POST /webhooks/telephony/events`.

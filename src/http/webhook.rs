@@ -2,7 +2,9 @@
 //!
 //! Order of work: read the body under the size limit, rebuild the URL the provider
 //! signed, verify and parse (providers), record in one transaction (store), and only
-//! then answer 2xx. Any failure before the commit is a 4xx or a 503.
+//! then answer 2xx. Any failure before the commit is a 4xx or a 503 — except a store
+//! outage with a spool configured: then the verified event is appended to the spool
+//! durably and answered `202 spooled` (SPEC §10).
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, State};
@@ -14,6 +16,7 @@ use tracing::Instrument;
 use super::{ApiError, AppState};
 use crate::domain::Provider;
 use crate::providers::{InboundRequest, WebhookError};
+use crate::spool::Accepted;
 use crate::store::RecordOutcome;
 use crate::telemetry;
 
@@ -126,9 +129,24 @@ async fn receive(
             span.record("call_id", call_id.as_str());
         }
 
-        let recorded = app.store.record_event(&event).await.inspect_err(|_| {
+        let accepted = match &app.spool {
+            Some(spool) => spool.record_or_spool(app.store.as_ref(), &event).await.map_err(ApiError::from),
+            None => app.store.record_event(&event).await.map(Accepted::Recorded).map_err(ApiError::from),
+        };
+        let accepted = accepted.inspect_err(|_| {
             telemetry::count_webhook(provider, event_type.unwrap_or(""), "rejected");
         })?;
+        let recorded = match accepted {
+            Accepted::Recorded(recorded) => recorded,
+            Accepted::Spooled => {
+                let spool = app.spool.as_ref().map_or("", |s| s.kind());
+                tracing::info!(spool, "callback spooled");
+                telemetry::count_webhook(provider, event_type.unwrap_or("unrecognised"), "spooled");
+                let body = json!({"status": "spooled", "call_id": event.call_id, "event_type": event_type,
+                                  "provider_call_id": event.provider_call_id, "spool": spool});
+                return Ok((StatusCode::ACCEPTED, Json(body)));
+            }
+        };
         let call_id = recorded.call_id.as_deref();
         tracing::info!(outcome = ?recorded.outcome, call_id, "callback recorded");
         let outcome = match recorded.outcome {

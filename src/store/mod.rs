@@ -201,6 +201,16 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
+/// As [`connect`], without connecting yet (PostgreSQL only): for a service that
+/// must start while its database is away.
+pub fn connect_lazy(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect_lazy(url, max_connections)?))
+    } else {
+        Err(StoreError::Invalid("only a PostgreSQL store can be opened before it answers".into()))
+    }
+}
+
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))

@@ -23,11 +23,15 @@ pub type PgStore = SqlStore<Postgres>;
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await?;
+        Ok(PgStore::from_pool(pool_options(max_connections).connect(url).await?))
+    }
+
+    /// A store whose connections are opened on first use: `serve` with an outage
+    /// spool starts this way when PostgreSQL is unreachable (SPEC §10).
+    pub fn connect_lazy(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = pool_options(max_connections)
+            .connect_lazy(url)
+            .map_err(|e| super::StoreError::Invalid(format!("DATABASE_URL: {e}")))?;
         Ok(PgStore::from_pool(pool))
     }
 
@@ -35,6 +39,10 @@ impl PgStore {
     pub fn from_pool(pool: PgPool) -> Self {
         SqlStore::new(pool)
     }
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5))
 }
 
 impl Dialect for Postgres {

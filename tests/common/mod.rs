@@ -7,6 +7,8 @@
 //! `CALLHOOK_REQUIRE_POSTGRES=1` (set by CI), where they fail instead.
 #![allow(dead_code)]
 
+pub mod tcp_proxy;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +116,17 @@ impl TestDb {
             .connect_with(options.options([("search_path", schema.as_str())]))
             .await
             .expect("connect to test schema");
+        Arc::new(PgStore::from_pool(pool))
+    }
+
+    /// A store on this test's PostgreSQL schema whose connections go through
+    /// `proxy` (see [`tcp_proxy`]), failing fast while it is down.
+    pub fn store_through(&self, proxy: std::net::SocketAddr) -> Arc<dyn Store> {
+        let (_, _, schema) = self.pg.as_ref().expect("a PostgreSQL test db");
+        let options: PgConnectOptions = postgres_url().parse().expect("postgres url");
+        let options = options.host("127.0.0.1").port(proxy.port()).options([("search_path", schema.as_str())]);
+        let pool =
+            PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
         Arc::new(PgStore::from_pool(pool))
     }
 
@@ -230,8 +243,21 @@ pub fn app_with_admin(store: Arc<dyn Store>, admin_tokens: Vec<Secret>) -> Route
     build(store, providers(), admin_tokens)
 }
 
+/// The router with an outage spool in front of `store`.
+pub fn app_with_spool(store: Arc<dyn Store>, spool: Arc<callhook::spool::Spool>) -> Router {
+    router(
+        AppState { spool: Some(spool), ..state(store, providers(), vec![Secret::new(ADMIN_TOKEN)]) },
+        Limits::default(),
+    )
+}
+
 fn build(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> Router {
-    let state = AppState {
+    router(state(store, providers, admin_tokens), Limits::default())
+}
+
+fn state(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> AppState {
+    AppState {
+        spool: None,
         store,
         providers: Arc::new(providers),
         external_url: Arc::new(ExternalUrl::default()),
@@ -239,8 +265,22 @@ fn build(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>)
         max_body_bytes: 64 * 1024,
         admin_tokens: Arc::new(admin_tokens),
         timeouts: Default::default(),
-    };
-    router(state, Limits::default())
+    }
+}
+
+/// The NATS server the NATS tests use (`CALLHOOK_TEST_NATS_URL`).
+pub fn nats_url() -> String {
+    std::env::var("CALLHOOK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// Whether a NATS test may skip (with a notice) when no server answers.
+pub fn nats_optional(e: &dyn std::fmt::Display) -> bool {
+    if std::env::var("CALLHOOK_REQUIRE_NATS").is_err() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "NOTICE: NATS test SKIPPED: {e}");
+        return true;
+    }
+    false
 }
 
 pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -1,0 +1,253 @@
+//! The outage spool (SPEC §10): where a verified, parsed callback goes when the
+//! store cannot take it, so that a database outage costs latency, not events.
+//!
+//! The webhook tries the store first; when the store is unavailable (or known to
+//! be, see [`Spool::store_down`]) it appends the event to the spool — durably, before
+//! answering `202 spooled` — and the [`Drainer`] applies spooled events through the
+//! same exactly-once path (`Store::record_event`) once the store answers again.
+//! A callback both spooled and delivered directly is stored once: the inbox key
+//! decides. Two backends: [`FileSpool`] (segment files on a local disk) and
+//! [`NatsSpool`] (a JetStream stream any replica drains).
+
+mod drainer;
+mod file;
+mod frame;
+mod nats;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{CallEvent, EventSource};
+use crate::store::{RecordOutcome, Store, StoreError};
+use crate::telemetry;
+
+pub use drainer::Drainer;
+pub use file::{inspect, preflight, FileSpool};
+pub use nats::{NatsSpool, NatsSpoolConfig};
+
+/// The version of [`Record`] this build writes and reads.
+const RECORD_VERSION: u32 = 1;
+
+/// One spooled callback: the event exactly as the webhook would have recorded it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    /// When it was spooled (the real time): the spool's age is measured from it.
+    pub spooled_at: DateTime<Utc>,
+    pub event: CallEvent,
+}
+
+impl Record {
+    pub fn new(event: &CallEvent) -> Self {
+        let mut event = event.clone();
+        event.source = EventSource::Spool;
+        Record { v: RECORD_VERSION, spooled_at: Utc::now(), event }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// `spool_max_bytes` reached: the callback is refused (503) as without a spool.
+    #[error("the outage spool is full ({0})")]
+    Full(String),
+    /// The spool cannot take a record now (disk error, NATS unreachable): 503.
+    #[error("the outage spool is unavailable: {0}")]
+    Unavailable(String),
+    /// The spool cannot be opened as configured (reported at start).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What a spool holds now.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpoolStatus {
+    pub backend: &'static str,
+    /// The directory, or the stream's name.
+    pub location: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub oldest_at: Option<DateTime<Utc>>,
+    /// Records set aside (unreadable, corrupt, or refused by the store) for an operator.
+    pub set_aside: u64,
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    /// Recorded now (applied, deferred, stale or unrecognised: stored either way).
+    pub stored: u64,
+    /// Already stored (delivered directly too, or drained before a crash).
+    pub duplicates: u64,
+    /// Set aside with their error: unreadable, or refused by the store.
+    pub set_aside: u64,
+    /// Damaged bytes found (a torn tail after a crash, a bad checksum), set aside.
+    pub corrupt: u64,
+    /// Why draining stopped early (the store went away again), if it did.
+    pub stopped: Option<String>,
+}
+
+impl DrainReport {
+    pub fn summary(&self) -> String {
+        let stopped = self.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default();
+        format!(
+            "{} stored, {} already stored, {} set aside, {} corrupt{stopped}",
+            self.stored, self.duplicates, self.set_aside, self.corrupt
+        )
+    }
+}
+
+/// A spool backend: append durably, report, drain in arrival order.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// Returns once the record is durable (fsynced, or acknowledged by the stream).
+    async fn append(&self, record: Vec<u8>, dedupe_key: &str) -> Result<(), SpoolError>;
+    async fn status(&self) -> Result<SpoolStatus, SpoolError>;
+    /// Applies every record through `store`, oldest first, removing each once
+    /// stored; stops (keeping the rest) when the store becomes unavailable.
+    async fn drain(&self, store: &dyn Store) -> Result<DrainReport, SpoolError>;
+}
+
+/// The spool a service runs with, and what it believes about its store.
+pub struct Spool {
+    backend: Box<dyn Backend>,
+    store_down: AtomicBool,
+    last_status: Mutex<Option<SpoolStatus>>,
+}
+
+/// Where a callback went.
+pub enum Accepted {
+    Recorded(crate::store::Recorded),
+    Spooled,
+}
+
+impl Spool {
+    pub fn new(backend: Box<dyn Backend>) -> Self {
+        Spool { backend, store_down: AtomicBool::new(false), last_status: Mutex::new(None) }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The store failed as unavailable lately and has not answered a probe since:
+    /// callbacks go straight to the spool instead of waiting out a connection timeout.
+    pub fn store_down(&self) -> bool {
+        self.store_down.load(Ordering::Relaxed)
+    }
+
+    pub fn set_store_down(&self, down: bool) {
+        if self.store_down.swap(down, Ordering::Relaxed) != down {
+            if down {
+                tracing::warn!(spool = self.kind(), "store unavailable: accepting callbacks into the outage spool");
+            } else {
+                tracing::info!(spool = self.kind(), "store available again: draining the outage spool");
+            }
+        }
+        metrics::gauge!(telemetry::SPOOL_STORE_DOWN).set(if down { 1.0 } else { 0.0 });
+    }
+
+    /// Records `event` in the store, or spools it when the store is unavailable.
+    pub async fn record_or_spool(&self, store: &dyn Store, event: &CallEvent) -> Result<Accepted, SpoolOrStore> {
+        if !self.store_down() {
+            match store.record_event(event).await {
+                Ok(recorded) => return Ok(Accepted::Recorded(recorded)),
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(error = %e, "store unavailable; spooling the callback");
+                    self.set_store_down(true);
+                }
+                Err(e) => return Err(SpoolOrStore::Store(e)),
+            }
+        }
+        let record = serde_json::to_vec(&Record::new(event))
+            .map_err(|e| SpoolOrStore::Store(StoreError::Internal(format!("cannot serialise a spool record: {e}"))))?;
+        self.backend.append(record, &event.dedupe_key).await.map_err(SpoolOrStore::Spool)?;
+        metrics::counter!(telemetry::SPOOL_APPENDED, "spool" => self.kind()).increment(1);
+        Ok(Accepted::Spooled)
+    }
+
+    /// The status the drainer saw last (cheap: for `/readyz`).
+    pub fn last_status(&self) -> Option<SpoolStatus> {
+        self.last_status.lock().expect("not poisoned").clone()
+    }
+
+    fn remember(&self, status: &SpoolStatus) {
+        let age = status.oldest_at.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!(telemetry::SPOOL_DEPTH, "spool" => self.kind()).set(status.records as f64);
+        metrics::gauge!(telemetry::SPOOL_BYTES, "spool" => self.kind()).set(status.bytes as f64);
+        metrics::gauge!(telemetry::SPOOL_OLDEST_AGE, "spool" => self.kind()).set(age);
+        *self.last_status.lock().expect("not poisoned") = Some(status.clone());
+    }
+}
+
+/// A callback neither recorded nor spooled.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolOrStore {
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Spool(SpoolError),
+}
+
+/// What became of one spooled record.
+pub(crate) enum Verdict {
+    Stored(RecordOutcome),
+    /// Unreadable, or refused by the store for a reason retrying cannot fix.
+    SetAside(String),
+    /// The store is unavailable: keep this record and everything after it.
+    Stop(String),
+}
+
+/// Applies one spooled record through the normal exactly-once path.
+pub(crate) async fn apply(store: &dyn Store, payload: &[u8]) -> Verdict {
+    let record: Record = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => return Verdict::SetAside(format!("unreadable spool record: {e}")),
+    };
+    if record.v != RECORD_VERSION {
+        return Verdict::SetAside(format!("spool record version {} (this build reads {RECORD_VERSION})", record.v));
+    }
+    match store.record_event(&record.event).await {
+        Ok(recorded) => Verdict::Stored(recorded.outcome),
+        Err(e) if e.is_unavailable() => Verdict::Stop(e.to_string()),
+        Err(e) => Verdict::SetAside(e.to_string()),
+    }
+}
+
+impl DrainReport {
+    /// Counts `verdict` (not `Stop`), with its metric.
+    pub(crate) fn count(&mut self, spool: &'static str, verdict: &Verdict) {
+        let outcome = match verdict {
+            Verdict::Stored(RecordOutcome::Duplicate) => {
+                self.duplicates += 1;
+                "duplicate"
+            }
+            Verdict::Stored(_) => {
+                self.stored += 1;
+                "stored"
+            }
+            Verdict::SetAside(error) => {
+                tracing::error!(spool, error = %error, "spooled callback set aside");
+                self.set_aside += 1;
+                "set_aside"
+            }
+            Verdict::Stop(_) => return,
+        };
+        metrics::counter!(telemetry::SPOOL_DRAINED, "spool" => spool, "outcome" => outcome).increment(1);
+    }
+
+    pub(crate) fn count_corrupt(&mut self, spool: &'static str, reason: &str, bytes: usize) {
+        tracing::error!(spool, reason, bytes, "damaged bytes in the outage spool set aside");
+        self.corrupt += 1;
+        metrics::counter!(telemetry::SPOOL_CORRUPT, "spool" => spool).increment(1);
+    }
+}
