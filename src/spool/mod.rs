@@ -209,13 +209,22 @@ pub(crate) enum Verdict {
 
 /// Applies one spooled record through the normal exactly-once path.
 pub(crate) async fn apply(store: &dyn Store, payload: &[u8]) -> Verdict {
+    // The version first: a record another build wrote says so, not "missing field".
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    match serde_json::from_slice::<Version>(payload) {
+        Ok(Version { v: RECORD_VERSION }) => {}
+        Ok(Version { v }) => {
+            return Verdict::SetAside(format!("spool record version {v} (this build reads {RECORD_VERSION})"))
+        }
+        Err(e) => return Verdict::SetAside(format!("unreadable spool record: {e}")),
+    }
     let record: Record = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => return Verdict::SetAside(format!("unreadable spool record: {e}")),
     };
-    if record.v != RECORD_VERSION {
-        return Verdict::SetAside(format!("spool record version {} (this build reads {RECORD_VERSION})", record.v));
-    }
     match store.record_event(&record.event).await {
         Ok(recorded) => Verdict::Stored(recorded.outcome),
         Err(e) if e.is_unavailable() => Verdict::Stop(e.to_string()),
