@@ -4,7 +4,9 @@
 # (needs pg_ctlcluster and the rights to use it); otherwise it cuts every
 # connection instead.
 # Then the realistic-provider fault test (tests/fault_provider.rs): Twilio's retry
-# behaviour, lost callbacks and a 30 s PostgreSQL outage, repaired by the reconciler.
+# behaviour, lost callbacks and a 30 s PostgreSQL outage, repaired by the reconciler;
+# then the outage spool (file and NATS JetStream) through a 60 s outage with a
+# replica SIGKILLed while spooling.
 # It runs a PostgreSQL cluster of its own (needs /usr/lib/postgresql/*/bin) and prints
 # its figures per run.
 set -euo pipefail

@@ -7,6 +7,13 @@
 //! REST API: every call's final state is the API's, no contact is stranded, no event
 //! is stored twice, one `dialogue.start` per call a person answered before its end.
 //!
+//! The spool runs (SPEC §10) take three replicas with an outage spool (`file`, then
+//! `nats`), every event shuffled, a provider that never retries (`#rc=0`), nothing
+//! dropped, PostgreSQL stopped for 60 s and the last replica SIGKILLed 20 s into the
+//! outage (the load balancer takes it out) and restarted 10 s later, inside the
+//! outage. Besides the checks above: nothing is lost to the outage but what the kill
+//! cut mid-request, and the killed replica held spooled records when it died.
+//!
 //! Run by `scripts/fault-test.sh` (CI). Needs PostgreSQL's server binaries under
 //! `/usr/lib/postgresql/*/bin`; as root the cluster runs as the `postgres` user.
 //! `CALLHOOK_FAULT_SEED` replays a run.
@@ -43,8 +50,14 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// Deliveries failing this long after PostgreSQL is back still count as the outage's.
 const OUTAGE_SETTLE: Duration = Duration::from_secs(10);
 const DROP_PERCENT: u64 = 5;
+/// The spool runs: a longer outage inside a longer load; a replica killed this far
+/// into the outage and started again `RESTART_AFTER` later.
+const SPOOL_OUTAGE: Duration = Duration::from_secs(60);
+const SPOOL_DIAL_WINDOW: Duration = Duration::from_secs(80);
+const KILL_AT: Duration = Duration::from_secs(20);
+const RESTART_AFTER: Duration = Duration::from_secs(10);
 /// The replicas' settings besides addresses and credentials (timings as in [`timeouts`]).
-/// No outage spool (SPEC §10): the callbacks the outage refuses are the reconciler's.
+/// No outage spool unless a scenario sets one: the callbacks the outage refuses are the reconciler's.
 const REPLICA_ENV: &str = "RUST_LOG=warn,tower_http=off,callhook::http::error=off CALLHOOK_SPOOL=off \
     CALLHOOK_DB_MAX_CONNECTIONS=8 \
     CALLHOOK_RECONCILE_INTERVAL_SECS=1 CALLHOOK_RECONCILE_AFTER_SECS=3 CALLHOOK_MAX_CALL_DURATION_SECS=3 \
@@ -54,16 +67,79 @@ const REPLICA_ENV: &str = "RUST_LOG=warn,tower_http=off,callhook::http::error=of
 /// The runs share a 2-core machine: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// One run's shape.
+struct Scenario {
+    label: &'static str,
+    /// Every status subscribed (shuffled in delivery), or Twilio's default: the final one.
+    all_events: bool,
+    /// The connection overrides in the callback URL's fragment (Twilio's retries).
+    overrides: &'static str,
+    /// `None`: no spool (the outage's callbacks are refused and reconciled);
+    /// `file` or `nats`: three replicas spool them, and one is SIGKILLed mid-outage.
+    spool: Option<&'static str>,
+}
+
+impl Scenario {
+    fn replicas(&self) -> usize {
+        if self.spool.is_some() {
+            3
+        } else {
+            2
+        }
+    }
+
+    fn outage(&self) -> Duration {
+        if self.spool.is_some() {
+            SPOOL_OUTAGE
+        } else {
+            OUTAGE
+        }
+    }
+
+    fn dial_window(&self) -> Duration {
+        if self.spool.is_some() {
+            SPOOL_DIAL_WINDOW
+        } else {
+            DIAL_WINDOW
+        }
+    }
+
+    fn drop_percent(&self) -> u64 {
+        if self.spool.is_some() {
+            0
+        } else {
+            DROP_PERCENT
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "runs its own PostgreSQL and stops it for 30 s; run scripts/fault-test.sh"]
 async fn twilio_defaults_final_status_only() {
-    run("twilio-defaults", false, "").await;
+    run(Scenario { label: "twilio-defaults", all_events: false, overrides: "", spool: None }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "runs its own PostgreSQL and stops it for 30 s; run scripts/fault-test.sh"]
 async fn twilio_overrides_every_event_shuffled() {
-    run("twilio-overrides", true, "rc=5&rp=ct,rt,5xx&tt=15000").await;
+    let overrides = "rc=5&rp=ct,rt,5xx&tt=15000";
+    run(Scenario { label: "twilio-overrides", all_events: true, overrides, spool: None }).await;
+}
+
+/// SPEC §10: a provider that never retries, PostgreSQL stopped for 60 s, a replica
+/// SIGKILLed while spooling and restarted (still in the outage): every accepted
+/// callback is stored exactly once — the killed replica's too, drained after its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "runs its own PostgreSQL and stops it for 60 s; run scripts/fault-test.sh"]
+async fn file_spool_postgres_stopped_60s_replica_killed() {
+    run(Scenario { label: "spool-file", all_events: true, overrides: "rc=0", spool: Some("file") }).await;
+}
+
+/// As above with the JetStream spool: any replica drains what the killed one spooled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "runs its own PostgreSQL and stops it for 60 s; run scripts/fault-test.sh"]
+async fn nats_spool_postgres_stopped_60s_replica_killed() {
+    run(Scenario { label: "spool-nats", all_events: true, overrides: "rc=0", spool: Some("nats") }).await;
 }
 
 fn timeouts() -> Timeouts {
@@ -157,8 +233,25 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A `callhook serve` process, killed when dropped.
+/// A `callhook serve` process, killed (SIGKILL) when dropped.
 struct Replica(Child);
+
+/// Waits until the replica on `port` answers `/readyz` with 2xx (`ready` or `spooling`).
+async fn wait_ready(child: &mut Child, port: u16, within: Duration) {
+    let ready = || reqwest::get(format!("http://127.0.0.1:{port}/readyz"));
+    let deadline = Instant::now() + within;
+    while !ready().await.is_ok_and(|r| r.status().is_success()) {
+        let up = child.try_wait().unwrap().is_none() && Instant::now() < deadline;
+        assert!(up, "replica on {port} never became ready: see {}/fault_provider-*.log", env!("CARGO_TARGET_TMPDIR"));
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The records the replica on `port` last saw in its spool (`/readyz`), if it has one.
+async fn spool_records(port: u16) -> Option<u64> {
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.ok()?;
+    res.json::<Value>().await.ok()?["spool"]["records"].as_u64()
+}
 
 impl Drop for Replica {
     fn drop(&mut self) {
@@ -313,14 +406,21 @@ struct Figures {
     lost_outside_outage: AtomicUsize,
     retried: AtomicUsize,
     saved_by_retry: AtomicUsize,
+    /// Answered `202 spooled`.
+    spooled: AtomicUsize,
+    /// Lost because the replica they reached was SIGKILLed under them.
+    cut_by_kill: AtomicUsize,
 }
 
 struct Load {
     client: reqwest::Client,
-    ports: [u16; 2],
+    ports: Vec<u16>,
+    /// Replicas the load balancer has taken out (killed, not ready again yet).
+    out: Mutex<Vec<bool>>,
     next: AtomicUsize,
     fake: FakeHandle,
     all_events: bool,
+    drop_percent: u64,
     figures: Figures,
     /// When PostgreSQL was stopped, and when it answered again.
     outage: Mutex<(Option<Instant>, Option<Instant>)>,
@@ -341,7 +441,7 @@ async fn play(load: Arc<Load>, call: Arc<Call>, dial_at: Instant, mut rng: Rng) 
             continue; // Twilio's default `StatusCallbackEvent`: the final status only
         }
         load.figures.callbacks.fetch_add(1, Relaxed);
-        if rng.below(100) < DROP_PERCENT {
+        if rng.below(100) < load.drop_percent {
             load.figures.dropped.fetch_add(1, Relaxed);
             continue;
         }
@@ -360,21 +460,26 @@ async fn play(load: Arc<Load>, call: Arc<Call>, dial_at: Instant, mut rng: Rng) 
     }
 }
 
-/// Delivers one status callback as Twilio does, to either replica behind the load
-/// balancer, retried as the URL's connection overrides say. `true` when accepted.
+/// Delivers one status callback as Twilio does, to a replica the load balancer
+/// has in, retried as the URL's connection overrides say. `true` when accepted.
 async fn deliver(load: &Load, url: &str, body: String) -> bool {
     let retries = Retries::of(url);
     let requested = url.split('#').next().unwrap(); // the fragment is neither sent nor signed
     let fields = form::decode(body.as_bytes()).unwrap();
     let signature = twilio::sign(twilio::Algorithm::HmacSha1, TWILIO_AUTH_TOKEN, requested, &fields);
-    let (started, mut first_failure) = (Instant::now(), None);
+    let (started, mut first_failure, mut cut) = (Instant::now(), None, false);
     for attempt in 0..=retries.count {
         if attempt > 0 {
             sleep(Duration::from_secs(1)).await;
             load.figures.retried.fetch_add(1, Relaxed);
         }
         let Some(remaining) = retries.total.checked_sub(started.elapsed()) else { break };
-        let port = load.ports[load.next.fetch_add(1, Relaxed) % 2];
+        let (index, port) = {
+            let out = load.out.lock().unwrap();
+            let live: Vec<usize> = (0..load.ports.len()).filter(|&i| !out[i]).collect();
+            let index = live[load.next.fetch_add(1, Relaxed) % live.len()];
+            (index, load.ports[index])
+        };
         let sent = load
             .client
             .post(format!("http://127.0.0.1:{port}{}", &requested[PUBLIC.len()..]))
@@ -387,6 +492,7 @@ async fn deliver(load: &Load, url: &str, body: String) -> bool {
         let failure = match sent {
             Ok(res) if res.status().is_success() => {
                 load.figures.saved_by_retry.fetch_add(usize::from(attempt > 0), Relaxed);
+                load.figures.spooled.fetch_add(usize::from(res.status() == StatusCode::ACCEPTED), Relaxed);
                 return true;
             }
             Ok(res) => {
@@ -397,11 +503,13 @@ async fn deliver(load: &Load, url: &str, body: String) -> bool {
             Err(_) => CONNECT,
         };
         first_failure.get_or_insert_with(Instant::now);
+        cut |= load.out.lock().unwrap()[index];
         if !retries.on[failure] {
             break;
         }
     }
     load.figures.lost.fetch_add(1, Relaxed);
+    load.figures.cut_by_kill.fetch_add(usize::from(cut), Relaxed);
     let (start, end) = *load.outage.lock().unwrap();
     let at = first_failure.unwrap_or_else(Instant::now);
     if !(start.is_some_and(|s| at >= s) && end.is_none_or(|e| at <= e + OUTAGE_SETTLE)) {
@@ -410,7 +518,8 @@ async fn deliver(load: &Load, url: &str, body: String) -> bool {
     false
 }
 
-async fn run(label: &str, all_events: bool, overrides: &str) {
+async fn run(sc: Scenario) {
+    let (label, all_events, overrides) = (sc.label, sc.all_events, sc.overrides);
     let _one_at_a_time = SERIAL.lock().await;
     let began = Instant::now();
     let seed = std::env::var("CALLHOOK_FAULT_SEED").ok().and_then(|s| s.parse().ok());
@@ -459,40 +568,42 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let sink_url = format!("http://{}/dialogue", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/dialogue", sink)).await });
 
-    let ports = [free_port(), free_port()];
-    let mut replicas = vec![];
-    for (n, port) in ports.iter().enumerate() {
+    let ports: Vec<u16> = (0..sc.replicas()).map(|_| free_port()).collect();
+    let spool_root = std::env::temp_dir().join(format!("callhook-fault-spool-{}-{label}", std::process::id()));
+    std::fs::create_dir_all(&spool_root).unwrap();
+    let nats_stream = format!("CALLHOOK_FAULT_SPOOL_{}", std::process::id());
+    let replica = |n: usize| {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fault_provider-{label}-replica{n}.log"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
         cmd.arg("serve").envs(REPLICA_ENV.split_whitespace().filter_map(|kv| kv.split_once('=')));
-        cmd.env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}")).env("DATABASE_URL", pg.url());
+        cmd.env("CALLHOOK_LISTEN", format!("127.0.0.1:{}", ports[n])).env("DATABASE_URL", pg.url());
         cmd.env("CALLHOOK_PUBLIC_BASE_URL", PUBLIC).env("CALLHOOK_SINK_HTTP_URL", &sink_url);
         cmd.env("CALLHOOK_TWILIO_AUTH_TOKENS", TWILIO_AUTH_TOKEN)
             .env("CALLHOOK_TWILIO_ACCOUNT_SID", TWILIO_ACCOUNT_SID);
         cmd.env("CALLHOOK_TWILIO_API_BASE", &api_base).stdout(Stdio::null());
-        replicas.push(Replica(cmd.stderr(std::fs::File::create(log).unwrap()).spawn().expect("callhook serve")));
-    }
-    for (Replica(child), port) in replicas.iter_mut().zip(ports) {
-        let ready = || reqwest::get(format!("http://127.0.0.1:{port}/readyz"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ready().await.is_ok_and(|r| r.status().is_success()) {
-            let up = child.try_wait().unwrap().is_none() && Instant::now() < deadline;
-            assert!(
-                up,
-                "replica on {port} never became ready: see {}/fault_provider-*.log",
-                env!("CARGO_TARGET_TMPDIR")
-            );
-            sleep(Duration::from_millis(50)).await;
+        if let Some(kind) = sc.spool {
+            // Each replica its own directory (a file spool is one process's); one stream for all.
+            cmd.env("CALLHOOK_SPOOL", kind).env("CALLHOOK_SPOOL_DRAIN_INTERVAL_MS", "200");
+            cmd.env("CALLHOOK_SPOOL_DIR", spool_root.join(format!("replica{n}")));
+            cmd.env("CALLHOOK_SPOOL_NATS_STREAM", &nats_stream).env("CALLHOOK_NATS_URL", common::nats_url());
         }
+        Replica(cmd.stderr(log).spawn().expect("callhook serve"))
+    };
+    let mut replicas: Vec<Replica> = (0..ports.len()).map(replica).collect();
+    for (n, Replica(child)) in replicas.iter_mut().enumerate() {
+        wait_ready(child, ports[n], Duration::from_secs(10)).await;
     }
 
-    // The load, with PostgreSQL stopped for 30 s in the middle of it.
+    // The load, with PostgreSQL stopped in the middle of it.
     let load = Arc::new(Load {
         client: reqwest::Client::builder().connect_timeout(Retries::of(&fragment).connect).build().unwrap(),
-        ports,
+        out: Mutex::new(vec![false; ports.len()]),
+        ports: ports.clone(),
         next: AtomicUsize::new(0),
         fake: fake.clone(),
         all_events,
+        drop_percent: sc.drop_percent(),
         figures: Figures::default(),
         outage: Mutex::default(),
         accepted: Mutex::default(),
@@ -500,14 +611,31 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let t0 = Instant::now() + Duration::from_millis(200);
     let mut plays = JoinSet::new();
     for (i, call) in calls.iter().enumerate() {
-        let dial_at = t0 + DIAL_WINDOW.mul_f64(i as f64 / CALLS as f64);
+        let dial_at = t0 + sc.dial_window().mul_f64(i as f64 / CALLS as f64);
         plays.spawn(play(load.clone(), call.clone(), dial_at, Rng(rng.below(u64::MAX))));
     }
     sleep_until((t0 + OUTAGE_AT).into()).await;
-    load.outage.lock().unwrap().0 = Some(Instant::now());
+    let stopped = Instant::now();
+    load.outage.lock().unwrap().0 = Some(stopped);
     block_in_place(|| pg.pg_ctl("stop"));
     eprintln!("{label}: PostgreSQL stopped at {:.1} s of load", t0.elapsed().as_secs_f64());
-    sleep(OUTAGE).await;
+    let mut held_at_kill = None;
+    if sc.spool.is_some() {
+        // The last replica dies while spooling (SIGKILL, requests in flight cut), is
+        // taken out of the load balancer, and comes back still inside the outage.
+        let last = ports.len() - 1;
+        sleep_until((stopped + KILL_AT).into()).await;
+        held_at_kill = spool_records(ports[last]).await;
+        load.out.lock().unwrap()[last] = true;
+        drop(replicas.pop());
+        eprintln!("{label}: replica {last} killed holding {held_at_kill:?} spooled records");
+        sleep(RESTART_AFTER).await;
+        replicas.push(replica(last));
+        wait_ready(&mut replicas[last].0, ports[last], Duration::from_secs(20)).await;
+        load.out.lock().unwrap()[last] = false;
+        eprintln!("{label}: replica {last} back at {:.1} s of load (spooling)", t0.elapsed().as_secs_f64());
+    }
+    sleep_until((stopped + sc.outage()).into()).await;
     block_in_place(|| pg.pg_ctl("start"));
     load.outage.lock().unwrap().1 = Some(Instant::now());
     eprintln!("{label}: PostgreSQL back at {:.1} s of load", t0.elapsed().as_secs_f64());
@@ -521,7 +649,12 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let open = "SELECT (SELECT count(*) FROM call_attempts WHERE outcome IS NULL) \
                 + (SELECT count(*) FROM contacts WHERE state = 'in_progress')";
     while settle.elapsed() < Duration::from_secs(90) {
-        if sqlx::query_scalar::<_, i64>(open).fetch_one(pool).await.is_ok_and(|n| n == 0) {
+        let settled = sqlx::query_scalar::<_, i64>(open).fetch_one(pool).await.is_ok_and(|n| n == 0);
+        let mut spooled_left = 0;
+        for port in &ports {
+            spooled_left += spool_records(*port).await.unwrap_or(0);
+        }
+        if settled && spooled_left == 0 {
             break;
         }
         sleep(Duration::from_millis(500)).await;
@@ -557,17 +690,19 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
 
     // No contact stranded, no event stored twice, every accepted callback stored.
     let stats = store.reconcile_stats(Cutoffs::at(Utc::now(), &timeouts())).await.unwrap();
-    let (in_progress, duplicated, reconciled, reconciled_finals): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM contacts WHERE state = 'in_progress'), \
+    let (in_progress, duplicated, reconciled, reconciled_finals, from_spool): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM contacts WHERE state = 'in_progress'), \
                 (SELECT count(*) - count(DISTINCT dedupe_key) FROM telephony_events) + (SELECT count(*) FROM \
                     (SELECT 1 FROM telephony_events GROUP BY call_id, provider_status HAVING count(*) > 1) twice), \
                 (SELECT count(*) FROM telephony_events WHERE source = 'reconcile'), \
                 (SELECT count(*) FROM telephony_events WHERE source = 'reconcile' AND disposition = 'applied' \
-                    AND event_type IN ('call.completed', 'call.no_answer', 'call.busy', 'call.failed'))",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+                    AND event_type IN ('call.completed', 'call.no_answer', 'call.busy', 'call.failed')), \
+                (SELECT count(*) FROM telephony_events WHERE source = 'spool')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let strings = |sql: &'static str| sqlx::query_scalar::<_, String>(sql).fetch_all(pool);
     let keys: BTreeSet<String> =
         strings("SELECT dedupe_key FROM telephony_events").await.unwrap().into_iter().collect();
@@ -590,9 +725,17 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     let stray = delivered.keys().filter(|c| !started.contains(*c)).count();
 
     let f = &load.figures;
-    let [callbacks, dropped, lost, lost_outside, retried, saved] =
-        [&f.callbacks, &f.dropped, &f.lost, &f.lost_outside_outage, &f.retried, &f.saved_by_retry]
-            .map(|a| a.load(Relaxed));
+    let [callbacks, dropped, lost, lost_outside, retried, saved, spooled, cut] = [
+        &f.callbacks,
+        &f.dropped,
+        &f.lost,
+        &f.lost_outside_outage,
+        &f.retried,
+        &f.saved_by_retry,
+        &f.spooled,
+        &f.cut_by_kill,
+    ]
+    .map(|a| a.load(Relaxed));
     let by_truth = [Truth::Human, Truth::Machine, Truth::NoAnswer, Truth::Busy, Truth::Failed]
         .map(|t| format!("{} {t:?}", calls.iter().filter(|c| c.truth == t).count()))
         .join(", ");
@@ -604,9 +747,11 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
          {retried} retries ({saved} saved a callback); reconciled: {reconciled} events, {reconciled_finals} final \
          states; final-state mismatches {}, stranded {} ({in_progress} in progress), duplicated {duplicated}, \
          accepted but not stored {}; dialogue.start: {} jobs for {} calls answered before their end, {}/{humans} \
-         human calls, {} delivered; load {load_secs:.0} s, settled {settle_secs:.1} s later, run {:.0} s",
+         human calls, {} delivered; spool {}: {spooled} answered 202, {from_spool} stored from it, {cut} cut by the \
+         kill, {held_at_kill:?} held by the killed replica; load {load_secs:.0} s, settled (spools drained, calls \
+         finished) {settle_secs:.1} s later, run {:.0} s",
         if all_events { "every event, shuffled" } else { "final status only" },
-        OUTAGE.as_secs(),
+        sc.outage().as_secs(),
         mismatches.len(),
         stats.stranded_contacts,
         missing.len(),
@@ -614,6 +759,7 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
         answered.len(),
         started.len(),
         delivered.len(),
+        sc.spool.unwrap_or("off"),
         began.elapsed().as_secs_f64(),
     );
 
@@ -623,7 +769,25 @@ async fn run(label: &str, all_events: bool, overrides: &str) {
     assert!(missing.is_empty(), "accepted callbacks missing from the inbox: {missing:?}");
     assert_eq!(started, answered, "dialogue.start jobs ≠ calls a person answered before their end");
     assert_eq!((jobs.len(), delivered_twice, stray), (started.len(), 0, 0), "a dialogue.start twice");
-    assert!(dropped > 0 && lost > 0 && reconciled_finals > 0, "the faults were not felt, or not repaired");
     assert_eq!(lost_outside, 0, "callbacks refused while PostgreSQL was up");
-    assert!(!all_events || saved > 0, "no callback was saved by the overrides' retries");
+    match sc.spool {
+        None => {
+            assert!(dropped > 0 && lost > 0 && reconciled_finals > 0, "the faults were not felt, or not repaired");
+            assert!(!all_events || saved > 0, "no callback was saved by the overrides' retries");
+        }
+        Some(kind) => {
+            // Nothing lost to the outage: only what the SIGKILL cut mid-request.
+            assert_eq!(lost, cut, "callbacks refused during the outage despite the spool");
+            assert!(spooled > 0 && from_spool > 0, "the outage was not spooled");
+            let held = held_at_kill.expect("the killed replica reported its spool");
+            assert!(kind == "nats" || held > 0, "the replica was killed with an empty spool: nothing proven");
+            let _ = std::fs::remove_dir_all(&spool_root);
+            if kind == "nats" {
+                let js = async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap());
+                for stream in [nats_stream.clone(), format!("{nats_stream}_SET_ASIDE")] {
+                    let _ = js.delete_stream(stream).await;
+                }
+            }
+        }
+    }
 }

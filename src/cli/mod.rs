@@ -166,7 +166,8 @@ async fn start_with(
     let reconciler = if args.reconcile.no_reconciler {
         None
     } else {
-        Some(tokio::spawn(reconciler(args, store.clone())?.run(shutdown_rx.clone())))
+        let reconciler = reconciler(args, store.clone())?.with_spool(spool.clone());
+        Some(tokio::spawn(reconciler.run(shutdown_rx.clone())))
     };
     let drainer = spool.map(|spool| {
         if migrate_later {

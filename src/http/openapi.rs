@@ -123,12 +123,15 @@ struct WebhookReply {
     reason: Option<String>,
     /// With `ignored` for an unrecognised status: the provider's word.
     provider_status: Option<String>,
-    /// With `deferred`.
+    /// With `deferred` and `spooled`.
     provider_call_id: Option<String>,
+    /// With `spooled`: `file` or `nats`.
+    spool: Option<String>,
 }
 
 /// `processed`, `duplicate` or `ignored` (200); `deferred` (202: stored, applied when
-/// the call is registered).
+/// the call is registered); `spooled` (202: the store is away, the callback is durable
+/// in the outage spool and stored when the store returns).
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // see `WebhookReply`
@@ -137,6 +140,7 @@ enum WebhookStatus {
     Duplicate,
     Ignored,
     Deferred,
+    Spooled,
 }
 
 /// The template of the webhook operations [`ProviderPaths`] writes, one per provider
@@ -149,7 +153,7 @@ enum WebhookStatus {
         content((FormCallback = "application/x-www-form-urlencoded"), (JsonCallback = "application/json"))),
     responses(
         (status = 200, description = "committed: `processed`, `duplicate` or `ignored`", body = WebhookReply),
-        (status = 202, description = "committed, `deferred` until the call is registered", body = WebhookReply),
+        (status = 202, description = "committed, `deferred` until the call is registered; or `spooled` while the store is away", body = WebhookReply),
         (status = 400, description = "malformed body or query, a required field missing or invalid, no `Host`"),
         (status = 403, description = "signature missing or invalid, or the provider has no credentials configured"),
         (status = 409, description = "`campaign_id`/`contact_id` do not match the call attempt"),
@@ -182,11 +186,16 @@ struct Live {
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes the JSON `health::readyz` builds
 struct Ready {
-    /// `ready`.
-    #[schema(pattern = "^ready$")]
+    /// `ready`, or `spooling`: the store is away and the outage spool takes callbacks.
+    #[schema(pattern = "^(ready|spooling)$")]
     status: String,
     /// `postgres` or `sqlite`.
     store: String,
+    /// With `spooling`: `false`.
+    store_available: Option<bool>,
+    /// With an outage spool: `backend`, `records`, `bytes`, `oldest_at`.
+    #[schema(value_type = Option<Object>)]
+    spool: Option<serde_json::Value>,
 }
 
 /// Liveness: the process is up.
@@ -197,8 +206,8 @@ fn healthz() {}
 
 /// Readiness: the store answers. A load balancer should stop sending callbacks on 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
-    responses((status = 200, description = "the store answers", body = Ready),
-              (status = 503, description = "the store does not answer (`store_unavailable`)")))]
+    responses((status = 200, description = "the store answers, or the outage spool takes callbacks (`spooling`)", body = Ready),
+              (status = 503, description = "the store does not answer and no spool takes callbacks (`store_unavailable`, `spool_full`)")))]
 #[allow(dead_code)] // documentation only: the handler is `health::readyz`
 fn readyz() {}
 

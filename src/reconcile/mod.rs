@@ -119,12 +119,28 @@ pub struct Reconciler {
     apis: HashMap<Provider, Arc<dyn CallApi>>,
     config: ReconcilerConfig,
     clock: Clock,
+    /// This replica's outage spool: callbacks in it have not reached the store yet.
+    spool: Option<Arc<crate::spool::Spool>>,
 }
 
 impl Reconciler {
     pub fn new(store: Arc<dyn Store>, apis: Vec<Arc<dyn CallApi>>, config: ReconcilerConfig, clock: Clock) -> Self {
         let apis = apis.into_iter().map(|api| (api.provider(), api)).collect();
-        Reconciler { store, apis, config, clock }
+        Reconciler { store, apis, config, clock, spool: None }
+    }
+
+    /// Waits for `spool`: no pass while the store is seen away or the spool holds
+    /// records, since a call quiet in the store may have its callbacks spooled
+    /// (asking the provider about it would cost API calls and settle it from the
+    /// API before its own events arrive).
+    pub fn with_spool(mut self, spool: Option<Arc<crate::spool::Spool>>) -> Self {
+        self.spool = spool;
+        self
+    }
+
+    /// Why this replica's outage spool holds the passes back, if it does.
+    fn spool_pending(&self, now: std::time::Instant) -> Option<String> {
+        self.spool.as_ref()?.holds_back_reconciliation(now)
     }
 
     /// Runs a pass every `interval` until `shutdown` turns true.
@@ -132,9 +148,12 @@ impl Reconciler {
         let configured: Vec<&str> = self.apis.keys().map(|p| p.as_str()).collect();
         tracing::info!(providers = ?configured, interval = ?self.config.interval, "reconciler started");
         while !*shutdown.borrow() {
-            match self.pass().await {
-                Ok(pass) => tracing::debug!(?pass, "reconcile pass"),
-                Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retried next interval"),
+            match self.spool_pending(std::time::Instant::now()) {
+                Some(why) => tracing::info!(%why, "reconcile pass postponed until the outage spool is drained"),
+                None => match self.pass().await {
+                    Ok(pass) => tracing::debug!(?pass, "reconcile pass"),
+                    Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retried next interval"),
+                },
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.interval) => {}
@@ -275,5 +294,33 @@ impl Reconciler {
         let exp = u32::try_from(failures).unwrap_or(0).min(16);
         let wait = self.config.interval.saturating_mul(1 << exp).min(self.config.max_backoff);
         chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{FileSpool, Spool, SpoolStatus};
+
+    #[tokio::test]
+    async fn passes_wait_while_the_outage_spool_holds_callbacks() {
+        let store = Arc::new(crate::store::SqliteStore::connect("sqlite::memory:").await.unwrap());
+        let dir = std::env::temp_dir().join(format!("callhook-reconcile-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spool = Arc::new(Spool::new(Box::new(FileSpool::open(&dir, 1 << 20).unwrap())));
+        let reconciler = Reconciler::new(store, vec![], ReconcilerConfig::default(), Clock::system())
+            .with_spool(Some(spool.clone()));
+        let now = std::time::Instant::now;
+        assert_eq!(reconciler.spool_pending(now()), None);
+        spool.set_store_down(true);
+        assert_eq!(reconciler.spool_pending(now()).as_deref(), Some("the store is away"));
+        spool.set_store_down(false);
+        spool.remember(&SpoolStatus { records: 3, ..SpoolStatus::default() });
+        assert_eq!(reconciler.spool_pending(now()).as_deref(), Some("3 callbacks still in the outage spool"));
+        spool.remember(&SpoolStatus::default());
+        // Back moments ago: other replicas' spools are given time to drain, then passes resume.
+        assert!(reconciler.spool_pending(now()).is_some_and(|why| why.contains("came back moments ago")));
+        assert_eq!(reconciler.spool_pending(now() + crate::spool::SETTLE_AFTER_OUTAGE), None);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

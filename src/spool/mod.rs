@@ -117,8 +117,15 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Spool {
     backend: Box<dyn Backend>,
     store_down: AtomicBool,
+    /// When this replica last saw the store come back after being away.
+    back_at: Mutex<Option<std::time::Instant>>,
     last_status: Mutex<Option<SpoolStatus>>,
 }
+
+/// After an outage, how long other replicas are given to drain their own spools
+/// (which this replica cannot see) before the reconciler asks providers about calls
+/// that look quiet only because their callbacks are still spooled elsewhere.
+pub const SETTLE_AFTER_OUTAGE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a callback went.
 pub enum Accepted {
@@ -128,7 +135,7 @@ pub enum Accepted {
 
 impl Spool {
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Spool { backend, store_down: AtomicBool::new(false), last_status: Mutex::new(None) }
+        Spool { backend, store_down: AtomicBool::new(false), back_at: Mutex::new(None), last_status: Mutex::new(None) }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -151,6 +158,7 @@ impl Spool {
                 tracing::warn!(spool = self.kind(), "store unavailable: accepting callbacks into the outage spool");
             } else {
                 tracing::info!(spool = self.kind(), "store available again: draining the outage spool");
+                *self.back_at.lock().expect("not poisoned") = Some(std::time::Instant::now());
             }
         }
         metrics::gauge!(telemetry::SPOOL_STORE_DOWN).set(if down { 1.0 } else { 0.0 });
@@ -175,12 +183,28 @@ impl Spool {
         Ok(Accepted::Spooled)
     }
 
+    /// Why the reconciler should wait, if it should: the store is away, this spool
+    /// holds records, or the store came back less than [`SETTLE_AFTER_OUTAGE`] ago.
+    pub fn holds_back_reconciliation(&self, now: std::time::Instant) -> Option<String> {
+        if self.store_down() {
+            return Some("the store is away".into());
+        }
+        let records = self.last_status().map_or(0, |s| s.records);
+        if records > 0 {
+            return Some(format!("{records} callbacks still in the outage spool"));
+        }
+        let back_at = *self.back_at.lock().expect("not poisoned");
+        back_at
+            .filter(|at| now.saturating_duration_since(*at) < SETTLE_AFTER_OUTAGE)
+            .map(|_| "the store came back moments ago: other replicas are still draining".into())
+    }
+
     /// The status the drainer saw last (cheap: for `/readyz`).
     pub fn last_status(&self) -> Option<SpoolStatus> {
         self.last_status.lock().expect("not poisoned").clone()
     }
 
-    fn remember(&self, status: &SpoolStatus) {
+    pub(crate) fn remember(&self, status: &SpoolStatus) {
         let age = status.oldest_at.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         metrics::gauge!(telemetry::SPOOL_DEPTH, "spool" => self.kind()).set(status.records as f64);
         metrics::gauge!(telemetry::SPOOL_BYTES, "spool" => self.kind()).set(status.bytes as f64);
