@@ -28,12 +28,16 @@ async fn readyz(app: &axum::Router) -> (StatusCode, Value) {
 }
 
 /// The whole outage, on one spool backend.
-async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
+/// The test PostgreSQL's address, for a proxy in front of it.
+fn postgres_addr() -> std::net::SocketAddr {
     let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
-    let target = common::postgres_url().parse::<sqlx::postgres::PgConnectOptions>().map_or(pg, |o| {
+    common::postgres_url().parse::<sqlx::postgres::PgConnectOptions>().map_or(pg, |o| {
         format!("{}:{}", o.get_host().replace("localhost", "127.0.0.1"), o.get_port()).parse().unwrap_or(pg)
-    });
-    let proxy = TcpProxy::start(target).await;
+    })
+}
+
+async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
+    let proxy = TcpProxy::start(postgres_addr()).await;
     let store = db.store_through(proxy.addr);
     let app = common::app_with_spool(store.clone(), spool.clone());
     let campaign = common::campaign(&db.store, 3).await;
@@ -67,7 +71,7 @@ async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
     assert_eq!(send(&app, unreadable).await.0, StatusCode::BAD_REQUEST);
 
     let mut drainer = Drainer::new(spool.clone(), store.clone(), std::time::Duration::from_millis(10), false);
-    assert_eq!(drainer.round().await, None, "nothing drains while the store is away");
+    assert_eq!(drainer.round().await.unwrap(), None, "nothing drains while the store is away");
     let status = spool.backend().status().await.unwrap();
     // JetStream drops the retry itself (`Nats-Msg-Id` is the inbox key); the file
     // spool keeps both and the store tells them apart.
@@ -82,7 +86,7 @@ async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
     );
 
     proxy.up();
-    let report = drainer.round().await.expect("drained once the store answers");
+    let report = drainer.round().await.unwrap().expect("drained once the store answers");
     let duplicates = u64::from(!nats);
     assert_eq!(
         (report.stored, report.duplicates, report.set_aside, report.corrupt),
@@ -117,7 +121,7 @@ async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
         send(&app, callback_with(&call_id, &sid, "completed", &[("CallDuration", "42"), ("AnsweredBy", "human")]))
             .await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("duplicate")), "{body}");
-    assert_eq!(drainer.round().await, None, "an empty spool is left alone");
+    assert_eq!(drainer.round().await.unwrap(), None, "an empty spool is left alone");
 }
 
 #[tokio::test]
@@ -147,5 +151,36 @@ async fn postgres_outage_nats_spool_accepts_then_stores_exactly_once() {
     for name in [stream.clone(), format!("{stream}_SET_ASIDE")] {
         js.delete_stream(name).await.unwrap();
     }
+    db.cleanup().await;
+}
+
+/// A network partition: the database's connections stay open and fall silent, so a
+/// query would hang for as long as the pool lets it. The callback is spooled once
+/// the spool's store timeout passes — not when the provider has given up.
+#[tokio::test]
+async fn postgres_partition_spools_after_the_store_timeout() {
+    let Some(db) = common::postgres().await else { return };
+    let proxy = TcpProxy::start(postgres_addr()).await;
+    // A pool that would wait a minute for a connection: only the store timeout helps.
+    let store = db.store_through_with(proxy.addr, std::time::Duration::from_secs(60));
+    store.ping().await.expect("the proxy forwards");
+    let dir = temp_dir("partition");
+    let backend = FileSpool::open(&dir, 64 << 20).unwrap();
+    let spool = Arc::new(Spool::new(Box::new(backend)).with_store_timeout(std::time::Duration::from_millis(300)));
+    let app = common::app_with_spool(store.clone(), spool.clone());
+
+    proxy.stall();
+    let (status, body) = send(&app, callback("c-partition", "CApartition", "completed")).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("spooled")), "{body}");
+    assert!(spool.store_down(), "the next callbacks go straight to the spool");
+    let (status, _) = send(&app, callback("c-partition", "CApartition2", "completed")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    proxy.up();
+    let store = db.store_through(proxy.addr); // the stalled connections are gone for good
+    let mut drainer = Drainer::new(spool.clone(), store, std::time::Duration::from_millis(10), false);
+    let report = drainer.round().await.unwrap().expect("drained");
+    assert_eq!((report.stored, report.duplicates), (2, 0), "{report:?}");
+    let _ = std::fs::remove_dir_all(dir);
     db.cleanup().await;
 }

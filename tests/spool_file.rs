@@ -76,7 +76,7 @@ async fn a_tail_torn_by_a_crash_is_set_aside_and_the_records_before_it_are_store
     let spool = FileSpool::open(&dir, 64 << 20).unwrap();
     assert_eq!(spool.status().await.unwrap().records, 3, "the whole records are counted at start");
     let db = common::sqlite().await;
-    let report = spool.drain(db.store.as_ref()).await.unwrap();
+    let report = spool.drain(db.store.as_ref(), &|| false).await.unwrap();
     assert_eq!((report.stored, report.duplicates, report.set_aside, report.corrupt), (3, 0, 0, 1), "{report:?}");
     assert_eq!(db.store.events(10).await.unwrap().len(), 3);
     let aside = files(&dir.join("set-aside"), ".json");
@@ -98,7 +98,7 @@ async fn a_record_that_cannot_be_read_is_set_aside_with_its_error_and_the_rest_d
     spool.append(b"{\"v\": 99}".to_vec(), "k").await.unwrap();
     append(&spool, 2).await;
     let db = common::sqlite().await;
-    let report = spool.drain(db.store.as_ref()).await.unwrap();
+    let report = spool.drain(db.store.as_ref(), &|| false).await.unwrap();
     assert_eq!((report.stored, report.set_aside, report.corrupt), (2, 2, 0), "{report:?}");
     let errors: Vec<String> = files(&dir.join("set-aside"), ".json")
         .iter()
@@ -108,7 +108,35 @@ async fn a_record_that_cannot_be_read_is_set_aside_with_its_error_and_the_rest_d
     assert!(errors[0].contains("unreadable spool record") && errors[0].contains("yesterday"), "{errors:?}");
     assert!(errors[1].contains("version 99"), "{errors:?}");
     // Set aside once: a second drain finds nothing to do.
-    assert_eq!(spool.drain(db.store.as_ref()).await.unwrap(), Default::default());
+    assert_eq!(spool.drain(db.store.as_ref(), &|| false).await.unwrap(), Default::default());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_record_the_store_keeps_failing_is_set_aside_and_a_drain_stops_at_shutdown() {
+    let dir = temp_dir("stops");
+    let spool = FileSpool::open(&dir, 64 << 20).unwrap();
+    append(&spool, 1).await;
+    append(&spool, 2).await;
+    let db = common::sqlite().await;
+    let stopped = spool.drain(db.store.as_ref(), &|| true).await.unwrap();
+    assert_eq!(stopped.stopped.as_deref(), Some("shutting down"));
+    assert_eq!(spool.status().await.unwrap().records, 2, "nothing taken at shutdown");
+
+    // Each drain follows a probe the store answered; this one record fails anyway.
+    let broken = common::sqlite().await;
+    broken.break_connection().await;
+    for _ in 1..20 {
+        let report = spool.drain(broken.store.as_ref(), &|| false).await.unwrap();
+        assert!(report.stopped.is_some() && report.set_aside == 0, "{report:?}");
+    }
+    let report = spool.drain(broken.store.as_ref(), &|| false).await.unwrap();
+    assert_eq!(report.set_aside, 1, "the 20th failure sets it aside: {report:?}");
+    let report = spool.drain(db.store.as_ref(), &|| false).await.unwrap();
+    assert_eq!((report.stored, report.set_aside), (1, 0), "the record behind it drains: {report:?}");
+    let aside = files(&dir.join("set-aside"), ".json");
+    let entry = std::fs::read_to_string(&aside[0]).unwrap();
+    assert!(entry.contains("failed 20 drains in a row while the store answered"), "{entry}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -206,5 +234,23 @@ async fn the_operator_inspects_and_drains_a_spool_left_behind() {
     let bad = format!("--spool-dir={}", dir.join("no/such/dir").display());
     let (ok, out, _) = run(vec!["config".into(), "check".into(), "--spool=file".into(), bad, db]).await.unwrap();
     assert!(!ok && out.contains("error: spool_dir") && out.contains("is the volume mounted?"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A store that answers but cannot be migrated is no outage: the drainer reports it
+/// as fatal (serve exits, as it would have at start) instead of spooling forever.
+#[tokio::test]
+async fn a_store_that_answers_but_cannot_be_migrated_is_fatal() {
+    let dir = temp_dir("fatal");
+    let db = common::sqlite().await;
+    db.execute_script("UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 1").await;
+    let spool = Arc::new(Spool::new(Box::new(FileSpool::open(&dir, 1 << 20).unwrap())));
+    let (fatal, mut told) = tokio::sync::watch::channel(None);
+    let mut drainer =
+        callhook::spool::Drainer::new(spool, db.store.clone(), std::time::Duration::from_millis(10), true)
+            .on_fatal(fatal);
+    let why = drainer.round().await.expect_err("fatal");
+    assert!(why.contains("applying migrations failed"), "{why}");
+    assert_eq!(told.borrow_and_update().as_deref(), Some(why.as_str()));
     let _ = std::fs::remove_dir_all(dir);
 }

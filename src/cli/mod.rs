@@ -83,6 +83,8 @@ pub struct Running {
     dispatcher: Option<JoinHandle<()>>,
     reconciler: Option<JoinHandle<()>>,
     drainer: Option<JoinHandle<()>>,
+    /// Why the service cannot go on (the spool's drainer found the store unmigratable).
+    fatal: watch::Receiver<Option<String>>,
 }
 
 impl Running {
@@ -100,9 +102,17 @@ impl Running {
         Ok(())
     }
 
-    /// Resolves when the server stops by itself (it only does on error).
-    pub async fn wait(&mut self) {
-        let _ = (&mut self.server).await;
+    /// Resolves, with the reason, when the service cannot go on: the server stopped
+    /// by itself (it only does on error), or the store answered but cannot be migrated.
+    pub async fn wait(&mut self) -> String {
+        let (server, fatal) = (&mut self.server, &mut self.fatal);
+        tokio::select! {
+            _ = server => "the HTTP server stopped unexpectedly".into(),
+            why = fatal.wait_for(Option::is_some) => match why {
+                Ok(why) => why.clone().unwrap_or_default(),
+                Err(_) => std::future::pending().await,
+            },
+        }
     }
 }
 
@@ -127,7 +137,7 @@ async fn start_with(
     }
     let spool = args
         .spool
-        .open(&args.database.database_url, &args.outbox.nats_url)
+        .open(&args.database.database_url, &args.outbox.nats_url, args.limits().request_timeout / 2)
         .await
         .context("opening the outage spool")?;
     let mut migrate_later = !store_answered && !args.no_migrate;
@@ -169,12 +179,13 @@ async fn start_with(
         let reconciler = reconciler(args, store.clone())?.with_spool(spool.clone());
         Some(tokio::spawn(reconciler.run(shutdown_rx.clone())))
     };
+    let (fatal_tx, fatal) = watch::channel(None);
     let drainer = spool.map(|spool| {
         if migrate_later {
             spool.set_store_down(true);
         }
         tracing::info!(spool = spool.kind(), "outage spool ready");
-        let drainer = Drainer::new(spool, store.clone(), args.spool.drain_interval(), migrate_later);
+        let drainer = Drainer::new(spool, store.clone(), args.spool.drain_interval(), migrate_later).on_fatal(fatal_tx);
         tokio::spawn(drainer.run(shutdown_rx.clone()))
     });
     let (limits, metrics) = (args.limits(), args.server.metrics_access());
@@ -195,7 +206,7 @@ async fn start_with(
         None => (None, None),
     };
     tracing::info!(%addr, store = store.backend(), "callhook ready");
-    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler, drainer })
+    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler, drainer, fatal })
 }
 
 fn spawn_server(
@@ -270,7 +281,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut running = start_with(&args, store, listener, answered).await?;
     tokio::select! {
         _ = shutdown_signal() => {}
-        _ = running.wait() => anyhow::bail!("the HTTP server stopped unexpectedly"),
+        why = running.wait() => anyhow::bail!(why),
     }
     tracing::info!("shutdown signal received; draining in-flight requests");
     running.stop().await?;

@@ -27,7 +27,7 @@ pub async fn drain(args: &ServeArgs) -> anyhow::Result<()> {
     let store = super::open_existing(&args.database).await?;
     let mut total = spool::DrainReport::default();
     loop {
-        let report = backend.drain(store.as_ref()).await?;
+        let report = backend.drain(store.as_ref(), &|| false).await?;
         let progress = report.stored + report.duplicates + report.set_aside + report.corrupt;
         total.stored += report.stored;
         total.duplicates += report.duplicates;

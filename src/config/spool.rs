@@ -83,7 +83,13 @@ impl SpoolArgs {
 
     /// Opens the spool in effect (`None` when off): checks the directory or
     /// connects to NATS, so a spool that cannot work is reported at start.
-    pub async fn open(&self, database_url: &str, nats_url: &str) -> Result<Option<Arc<Spool>>, SpoolError> {
+    /// `store_timeout` bounds each callback's wait for the store (at most 5 s).
+    pub async fn open(
+        &self,
+        database_url: &str,
+        nats_url: &str,
+        store_timeout: Duration,
+    ) -> Result<Option<Arc<Spool>>, SpoolError> {
         let backend: Box<dyn crate::spool::Backend> = match self.effective(database_url) {
             SpoolKind::Off | SpoolKind::Auto => return Ok(None),
             SpoolKind::File => {
@@ -101,6 +107,7 @@ impl SpoolArgs {
                 .await?,
             ),
         };
-        Ok(Some(Arc::new(Spool::new(backend))))
+        let store_timeout = store_timeout.min(Duration::from_secs(5));
+        Ok(Some(Arc::new(Spool::new(backend).with_store_timeout(store_timeout))))
     }
 }

@@ -43,12 +43,10 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
         Ok(()) => Ok(Json(json!({ "status": "ready", "store": backend, "spool": summary }))),
         Err(e) if e.is_unavailable() => {
             let full = status.as_ref().is_some_and(|s| s.bytes >= s.max_bytes);
-            if full {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "spool_full",
-                    "the store is unavailable and the outage spool is full",
-                ));
+            if full || !spool.healthy() {
+                let (code, what) = if full { ("spool_full", "full") } else { ("spool_unavailable", "unavailable") };
+                let message = format!("the store is unavailable and the outage spool is {what}");
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message));
             }
             Ok(Json(json!({ "status": "spooling", "store": backend, "store_available": false, "spool": summary })))
         }

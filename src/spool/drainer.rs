@@ -7,6 +7,7 @@
 //! drains. A service that started while the store was unreachable applies its
 //! migrations here first, before anything is drained.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,70 +22,95 @@ pub struct Drainer {
     interval: Duration,
     /// Migrations are still to be applied (the store was away at start).
     migrate_first: bool,
+    /// Told why when the store answers but cannot be migrated: `serve` then exits,
+    /// as it would have at start, instead of spooling forever.
+    fatal: Option<watch::Sender<Option<String>>>,
+    /// Set at shutdown: a drain in progress stops between two records.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Drainer {
     pub fn new(spool: Arc<Spool>, store: Arc<dyn Store>, interval: Duration, migrate_first: bool) -> Self {
-        Drainer { spool, store, interval, migrate_first }
+        Drainer { spool, store, interval, migrate_first, fatal: None, stopping: Arc::default() }
+    }
+
+    pub fn on_fatal(mut self, fatal: watch::Sender<Option<String>>) -> Self {
+        self.fatal = Some(fatal);
+        self
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(spool = self.spool.kind(), interval = ?self.interval, "spool drainer started");
+        let (stopping, mut watching) = (self.stopping.clone(), shutdown.clone());
+        let watcher = tokio::spawn(async move {
+            let _ = watching.wait_for(|s| *s).await;
+            stopping.store(true, Ordering::Relaxed);
+        });
         while !*shutdown.borrow() {
-            self.round().await;
+            if self.round().await.is_err() {
+                break;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = shutdown.changed() => {}
             }
         }
+        watcher.abort();
         tracing::info!("spool drainer stopped");
     }
 
-    /// One round; the drain's report when it drained.
-    pub async fn round(&mut self) -> Option<DrainReport> {
-        let pending = self.refresh().await;
+    /// One round: the drain's report when it drained; `Err` when the store answers
+    /// but its migrations fail (nothing a later round can fix).
+    pub async fn round(&mut self) -> Result<Option<DrainReport>, String> {
         if self.migrate_first {
+            self.refresh().await;
             match self.store.migrate().await {
                 Ok(()) => {
                     tracing::info!("the store answers: migrations applied");
                     self.migrate_first = false;
                 }
+                Err(e) if e.is_unavailable() => {
+                    self.spool.set_store_down(true);
+                    return Ok(None);
+                }
                 Err(e) => {
-                    if e.is_unavailable() {
-                        self.spool.set_store_down(true);
-                    } else {
-                        tracing::error!(error = %e, "applying migrations failed; retried next round");
+                    let why = format!("the store answers but applying migrations failed: {e}");
+                    tracing::error!("{why}");
+                    if let Some(fatal) = &self.fatal {
+                        let _ = fatal.send(Some(why.clone()));
                     }
-                    return None;
+                    return Err(why);
                 }
             }
         }
+        let pending = self.refresh().await;
         if !pending && !self.spool.store_down() {
-            return None;
+            return Ok(None);
         }
         if let Err(e) = self.store.ping().await {
             if e.is_unavailable() {
                 self.spool.set_store_down(true);
             }
-            return None;
+            return Ok(None);
         }
         self.spool.set_store_down(false);
         if !pending {
-            return None;
+            return Ok(None);
         }
-        let drained = self.spool.backend().drain(self.store.as_ref()).await;
+        let stopping = self.stopping.clone();
+        let stop = move || stopping.load(Ordering::Relaxed);
+        let drained = self.spool.backend().drain(self.store.as_ref(), &stop).await;
         self.refresh().await;
+        // A drain the store stopped is not taken as an outage here: the next round's
+        // probe decides (one record failing must not divert every callback).
         match drained {
             Ok(report) => {
-                if report.stopped.is_some() {
-                    self.spool.set_store_down(true);
-                }
                 tracing::info!(spool = self.spool.kind(), report = %report.summary(), "spool drained");
-                Some(report)
+                Ok(Some(report))
             }
             Err(e) => {
                 tracing::warn!(spool = self.spool.kind(), error = %e, "draining the spool failed; retried next round");
-                None
+                Ok(None)
             }
         }
     }
@@ -98,6 +124,7 @@ impl Drainer {
             }
             Err(e) => {
                 tracing::warn!(spool = self.spool.kind(), error = %e, "cannot read the spool's status");
+                self.spool.set_healthy(false);
                 true
             }
         }

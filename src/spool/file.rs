@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::frame::{self, Frame};
-use super::{apply, Backend, DrainReport, Record, SpoolError, SpoolStatus, Verdict};
+use super::{apply, Backend, DrainReport, Record, SpoolError, SpoolStatus, Stop, Verdict, MAX_STOPS};
 use crate::store::Store;
 
 /// A segment is sealed and a new one started past this size.
@@ -43,8 +43,17 @@ pub struct FileSpool {
     records: Arc<AtomicU64>,
     /// Held for the process's life: the directory is this process's alone.
     _lock: File,
-    /// One drain at a time; where an interrupted drain stopped (segment, offset).
-    resume: tokio::sync::Mutex<Option<(u64, usize)>>,
+    /// One drain at a time; where an interrupted drain stopped.
+    resume: tokio::sync::Mutex<Option<Resume>>,
+}
+
+/// Where the next drain starts, and how often the record there has been stopped at
+/// by a store that answered the probe but failed the record as unavailable.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    segment: u64,
+    offset: usize,
+    stops: u32,
 }
 
 enum Command {
@@ -115,17 +124,25 @@ impl FileSpool {
         done.await.map_err(|_| unavailable("the writer thread stopped"))?.map_err(|e| unavailable(&e.to_string()))
     }
 
-    /// Keeps what could not be applied where an operator finds it, with its error.
-    fn set_aside(&self, segment: u64, offset: usize, error: &str, bytes: &[u8]) -> Result<(), SpoolError> {
+    /// Keeps what could not be applied where an operator finds it, with its error;
+    /// durable (file and directory entry synced) before the segment can be removed.
+    async fn set_aside(&self, segment: u64, offset: usize, error: &str, bytes: &[u8]) -> Result<(), SpoolError> {
         let record = match std::str::from_utf8(bytes) {
             Ok(text) => json!({"text": text}),
             Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(bytes)}),
         };
-        let entry = json!({"error": error, "segment": segment, "offset": offset, "set_aside_at": chrono::Utc::now(), "record": record});
-        let path = self.dir.join(SET_ASIDE).join(format!("{segment:020}-{offset:010}.json"));
-        File::create(&path)
-            .and_then(|mut f| f.write_all(entry.to_string().as_bytes()).and_then(|_| f.sync_all()))
-            .map_err(|e| unavailable(&format!("cannot set a record aside in {}: {e}", path.display())))
+        let entry = json!({"error": error, "segment": segment, "offset": offset,
+                           "set_aside_at": chrono::Utc::now(), "record": record});
+        let dir = self.dir.join(SET_ASIDE);
+        // Segment numbers start again in an emptied directory: the id keeps names unique.
+        let name = format!("{segment:020}-{offset:010}-{}.json", uuid::Uuid::new_v4().simple());
+        blocking(move || {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(dir.join(name))?;
+            file.write_all(entry.to_string().as_bytes())?;
+            file.sync_all()?;
+            sync_dir(&dir)
+        })
+        .await
     }
 }
 
@@ -248,6 +265,8 @@ struct Writer {
     records: Arc<AtomicU64>,
 }
 
+type Waiting = Vec<oneshot::Sender<std::io::Result<()>>>;
+
 impl Writer {
     fn run(mut self, commands: mpsc::Receiver<Command>) {
         while let Ok(first) = commands.recv() {
@@ -257,70 +276,81 @@ impl Writer {
             for command in batch {
                 match command {
                     Command::Append(frame, reply) => {
-                        let written = self.write(&frame);
-                        match written {
-                            Ok(()) => waiting.push((reply, frame.len())),
+                        if self.active.as_ref().is_some_and(|(_, len)| *len >= SEGMENT_BYTES) {
+                            // What the full segment holds is flushed (and answered) with it.
+                            let _ = self.flush(&mut waiting);
+                            self.active = None;
+                        }
+                        match self.write(&frame) {
+                            Ok(()) => waiting.push(reply),
                             Err(e) => {
-                                self.bytes.fetch_sub(frame.len() as u64, Ordering::Relaxed);
+                                subtract(&self.bytes, frame.len() as u64);
                                 let _ = reply.send(Err(e));
                             }
                         }
                     }
                     Command::Seal(reply) => {
-                        let synced = self.sync();
-                        self.answer(&mut waiting, &synced);
+                        let flushed = self.flush(&mut waiting);
                         self.active = None;
-                        let _ = reply.send(synced.map(|()| self.next));
+                        let _ = reply.send(flushed.map(|()| self.next));
                     }
                 }
             }
-            let synced = self.sync();
-            self.answer(&mut waiting, &synced);
+            // A failure reaches every append it covered; nothing else to do with it.
+            let _ = self.flush(&mut waiting);
         }
     }
 
     fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        if self.active.as_ref().is_none_or(|(_, len)| *len >= SEGMENT_BYTES) {
-            self.sync()?;
+        if self.active.is_none() {
             let path = self.dir.join(format!("{:020}.seg", self.next));
+            // The number is used up even if what follows fails: never reuse a name.
+            self.next += 1;
             let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
             sync_dir(&self.dir)?;
-            self.next += 1;
             self.active = Some((file, 0));
         }
         let (file, len) = self.active.as_mut().expect("opened above");
         if let Err(e) = file.write_all(frame) {
-            // Leave no partial frame behind a failed write (a full disk, say).
-            let _ = file.set_len(*len);
+            // Leave no partial frame behind a failed write (a full disk, say); if even
+            // that fails, the segment is left as it is (its tail reads as damage).
+            if file.set_len(*len).is_err() {
+                self.active = None;
+            }
             return Err(e);
         }
         *len += frame.len() as u64;
         Ok(())
     }
 
-    fn sync(&mut self) -> std::io::Result<()> {
-        match &self.active {
+    /// `fdatasync`s the segment and answers the appends written to it since the
+    /// last flush. A failed flush fails them all and closes the segment: after a
+    /// failed fsync Linux may report the next one clean although the pages never
+    /// reached the disk, so nothing more is trusted to that file descriptor. Their
+    /// records stay in the file and are drained later (a 503'd callback stored
+    /// anyway is harmless: a retry of it is a duplicate).
+    fn flush(&mut self, waiting: &mut Waiting) -> std::io::Result<()> {
+        let synced = match &self.active {
             Some((file, _)) => file.sync_data(),
             None => Ok(()),
+        };
+        if synced.is_err() {
+            self.active = None;
         }
+        for reply in waiting.drain(..) {
+            self.records.fetch_add(1, Ordering::Relaxed);
+            let _ = reply.send(match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            });
+        }
+        synced
     }
+}
 
-    /// Answers the appends written since the last flush with the flush's result.
-    fn answer(&self, waiting: &mut Vec<(oneshot::Sender<std::io::Result<()>>, usize)>, synced: &std::io::Result<()>) {
-        for (reply, len) in waiting.drain(..) {
-            let result = match synced {
-                Ok(()) => {
-                    self.records.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.bytes.fetch_sub(len as u64, Ordering::Relaxed);
-                    Err(std::io::Error::new(e.kind(), e.to_string()))
-                }
-            };
-            let _ = reply.send(result);
-        }
-    }
+/// Counters follow the files; a file changed behind the spool's back never wraps one.
+fn subtract(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
 }
 
 #[async_trait]
@@ -369,46 +399,72 @@ impl Backend for FileSpool {
         })
     }
 
-    async fn drain(&self, store: &dyn Store) -> Result<DrainReport, SpoolError> {
+    async fn drain(&self, store: &dyn Store, stop: Stop<'_>) -> Result<DrainReport, SpoolError> {
         let mut resume = self.resume.lock().await;
         let mut report = DrainReport::default();
-        if self.records.load(Ordering::Relaxed) == 0 && segments(&self.dir).is_ok_and(|s| s.is_empty()) {
+        let dir = self.dir.clone();
+        let list = blocking(move || segments(&dir)).await?;
+        if self.records.load(Ordering::Relaxed) == 0 && list.is_empty() {
             return Ok(report);
         }
         let sealed_below = self.seal().await?;
-        let list = segments(&self.dir).map_err(|e| unavailable(&e.to_string()))?;
+        let dir = self.dir.clone();
+        let list = blocking(move || segments(&dir)).await?;
         for (number, path) in list.into_iter().filter(|(n, _)| *n < sealed_below) {
             let data = tokio::fs::read(&path).await.map_err(|e| unavailable(&e.to_string()))?;
-            let start = resume.filter(|(n, _)| *n == number).map_or(0, |(_, at)| at);
+            let start = resume.as_ref().filter(|r| r.segment == number).map_or(0, |r| r.offset);
             for found in frame::frames(&data, start) {
-                match found {
+                if stop() {
+                    report.stopped = Some("shutting down".into());
+                    return Ok(report);
+                }
+                let end = match found {
                     Frame::Record { offset, end, payload } => {
-                        let verdict = apply(store, payload).await;
-                        if let Verdict::Stop(why) = verdict {
-                            *resume = Some((number, offset));
-                            report.stopped = Some(why);
-                            return Ok(report);
+                        let mut verdict = apply(store, payload).await;
+                        if let Verdict::Stop(why) = &verdict {
+                            let stops = resume.as_ref().filter(|r| (r.segment, r.offset) == (number, offset));
+                            let stops = stops.map_or(0, |r| r.stops) + 1;
+                            if stops < MAX_STOPS {
+                                *resume = Some(Resume { segment: number, offset, stops });
+                                report.stopped = Some(why.clone());
+                                return Ok(report);
+                            }
+                            verdict = Verdict::SetAside(format!(
+                                "failed {stops} drains in a row while the store answered: {why}"
+                            ));
                         }
                         if let Verdict::SetAside(error) = &verdict {
-                            self.set_aside(number, offset, error, payload)?;
+                            self.set_aside(number, offset, error, payload).await?;
                         }
                         report.count("file", &verdict);
-                        self.records.fetch_sub(1, Ordering::Relaxed);
-                        *resume = Some((number, end));
+                        subtract(&self.records, 1);
+                        end
                     }
                     Frame::Corrupt { offset, end, reason } => {
-                        self.set_aside(number, offset, reason, &data[offset..end])?;
+                        self.set_aside(number, offset, reason, &data[offset..end]).await?;
                         report.count_corrupt("file", reason, end - offset);
-                        *resume = Some((number, end));
+                        end
                     }
-                }
+                };
+                *resume = Some(Resume { segment: number, offset: end, stops: 0 });
             }
-            fs::remove_file(&path).and_then(|_| sync_dir(&self.dir)).map_err(|e| unavailable(&e.to_string()))?;
-            self.bytes.fetch_sub(data.len() as u64, Ordering::Relaxed);
+            let dir = self.dir.clone();
+            blocking(move || fs::remove_file(&path).and_then(|_| sync_dir(&dir))).await?;
+            subtract(&self.bytes, data.len() as u64);
             *resume = None;
         }
         Ok(report)
     }
+}
+
+/// Runs file-system work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, SpoolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| unavailable(&e.to_string()))?
+        .map_err(|e| unavailable(&e.to_string()))
 }
 
 /// The oldest record's time and the number of set-aside entries.

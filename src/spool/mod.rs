@@ -32,6 +32,15 @@ pub use nats::{NatsSpool, NatsSpoolConfig};
 /// The version of [`Record`] this build writes and reads.
 const RECORD_VERSION: u32 = 1;
 
+/// A record the store fails as "unavailable" this many drains in a row, each right
+/// after the store answered a probe, is set aside instead of blocking the spool
+/// behind it forever (a lock timeout or a serialization failure that keeps coming
+/// back for that one record).
+pub(crate) const MAX_STOPS: u32 = 20;
+
+/// Asked between records: `true` when the drain should stop (shutdown).
+pub type Stop<'a> = &'a (dyn Fn() -> bool + Send + Sync);
+
 /// One spooled callback: the event exactly as the webhook would have recorded it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Record {
@@ -109,14 +118,20 @@ pub trait Backend: Send + Sync + 'static {
     async fn append(&self, record: Vec<u8>, dedupe_key: &str) -> Result<(), SpoolError>;
     async fn status(&self) -> Result<SpoolStatus, SpoolError>;
     /// Applies every record through `store`, oldest first, removing each once
-    /// stored; stops (keeping the rest) when the store becomes unavailable.
-    async fn drain(&self, store: &dyn Store) -> Result<DrainReport, SpoolError>;
+    /// stored; stops (keeping the rest) when the store becomes unavailable or
+    /// `stop` says so.
+    async fn drain(&self, store: &dyn Store, stop: Stop<'_>) -> Result<DrainReport, SpoolError>;
 }
 
 /// The spool a service runs with, and what it believes about its store.
 pub struct Spool {
     backend: Box<dyn Backend>,
     store_down: AtomicBool,
+    /// The spool's own health: its last status read or append succeeded.
+    healthy: AtomicBool,
+    /// Longest wait for the store before a callback is spooled instead: a query
+    /// stuck on a connection that died silently must not outlast the provider.
+    store_timeout: std::time::Duration,
     /// When this replica last saw the store come back after being away.
     back_at: Mutex<Option<std::time::Instant>>,
     last_status: Mutex<Option<SpoolStatus>>,
@@ -135,7 +150,25 @@ pub enum Accepted {
 
 impl Spool {
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Spool { backend, store_down: AtomicBool::new(false), back_at: Mutex::new(None), last_status: Mutex::new(None) }
+        Spool {
+            backend,
+            store_down: AtomicBool::new(false),
+            healthy: AtomicBool::new(true),
+            store_timeout: std::time::Duration::from_secs(5),
+            back_at: Mutex::new(None),
+            last_status: Mutex::new(None),
+        }
+    }
+
+    /// See `store_timeout`; `serve` sets half its request timeout, at most 5 s.
+    pub fn with_store_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// The spool could take a record at its last try (status read or append).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     pub fn kind(&self) -> &'static str {
@@ -167,7 +200,13 @@ impl Spool {
     /// Records `event` in the store, or spools it when the store is unavailable.
     pub async fn record_or_spool(&self, store: &dyn Store, event: &CallEvent) -> Result<Accepted, SpoolOrStore> {
         if !self.store_down() {
-            match store.record_event(event).await {
+            // A timed-out attempt may still commit: then the spooled copy is a
+            // duplicate, and the inbox key keeps one.
+            let attempt = tokio::time::timeout(self.store_timeout, store.record_event(event)).await;
+            let attempt = attempt.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!("no answer from the store within {:?}", self.store_timeout)))
+            });
+            match attempt {
                 Ok(recorded) => return Ok(Accepted::Recorded(recorded)),
                 Err(e) if e.is_unavailable() => {
                     tracing::warn!(error = %e, "store unavailable; spooling the callback");
@@ -178,7 +217,9 @@ impl Spool {
         }
         let record = serde_json::to_vec(&Record::new(event))
             .map_err(|e| SpoolOrStore::Store(StoreError::Internal(format!("cannot serialise a spool record: {e}"))))?;
-        self.backend.append(record, &event.dedupe_key).await.map_err(SpoolOrStore::Spool)?;
+        let appended = self.backend.append(record, &event.dedupe_key).await;
+        self.healthy.store(appended.is_ok() || matches!(appended, Err(SpoolError::Full(_))), Ordering::Relaxed);
+        appended.map_err(SpoolOrStore::Spool)?;
         metrics::counter!(telemetry::SPOOL_APPENDED, "spool" => self.kind()).increment(1);
         Ok(Accepted::Spooled)
     }
@@ -204,7 +245,12 @@ impl Spool {
         self.last_status.lock().expect("not poisoned").clone()
     }
 
+    pub(crate) fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
     pub(crate) fn remember(&self, status: &SpoolStatus) {
+        self.set_healthy(true);
         let age = status.oldest_at.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         metrics::gauge!(telemetry::SPOOL_DEPTH, "spool" => self.kind()).set(status.records as f64);
         metrics::gauge!(telemetry::SPOOL_BYTES, "spool" => self.kind()).set(status.bytes as f64);

@@ -14,8 +14,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use sha2::Digest;
 
-use super::{apply, Backend, DrainReport, SpoolError, SpoolStatus, Verdict};
+use super::{apply, Backend, DrainReport, SpoolError, SpoolStatus, Stop, Verdict, MAX_STOPS};
 use crate::store::Store;
 
 const CONSUMER: &str = "callhook-spool-drainer";
@@ -140,7 +141,10 @@ impl Backend for NatsSpool {
 
     async fn append(&self, record: Vec<u8>, dedupe_key: &str) -> Result<(), SpoolError> {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, dedupe_key);
+        // The key holds provider input: hashed, it is always a valid header value.
+        let id = sha2::Sha256::digest(dedupe_key.as_bytes());
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         let refused = |e: &dyn std::error::Error| {
             let text = chain(e);
             if text.contains("maximum bytes") || text.contains("maximum messages") {
@@ -176,7 +180,7 @@ impl Backend for NatsSpool {
         })
     }
 
-    async fn drain(&self, store: &dyn Store) -> Result<DrainReport, SpoolError> {
+    async fn drain(&self, store: &dyn Store, stop: Stop<'_>) -> Result<DrainReport, SpoolError> {
         let _one = self.draining.lock().await;
         let consumer = self.consumer().await?;
         let mut report = DrainReport::default();
@@ -192,7 +196,21 @@ impl Backend for NatsSpool {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(unavailable)?;
                 fetched += 1;
-                let verdict = apply(store, &message.payload).await;
+                if stop() {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                    report.stopped = Some("shutting down".into());
+                    return Ok(report);
+                }
+                let mut verdict = apply(store, &message.payload).await;
+                if let Verdict::Stop(why) = &verdict {
+                    // Each delivery follows a probe the store answered (see `MAX_STOPS`).
+                    let delivered = message.info().map_or(1, |info| info.delivered);
+                    if delivered >= i64::from(MAX_STOPS) {
+                        verdict = Verdict::SetAside(format!(
+                            "failed {delivered} drains in a row while the store answered: {why}"
+                        ));
+                    }
+                }
                 match &verdict {
                     Verdict::Stop(why) => {
                         // Back at once for the next drain, in order (nothing else is pending).

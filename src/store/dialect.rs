@@ -59,6 +59,8 @@ pub trait Dialect: sqlx::Database<Row: RowExt> {
     /// timestamp columns. Leases and job schedules use it, so that replicas whose
     /// clocks disagree still agree on when a lease ends.
     const NOW: &'static str;
+    /// The readiness probe: one row when the database can take writes now.
+    const PING: &'static str;
     /// Whether `WITH x AS (INSERT …) UPDATE …` works (one round trip for the inbox
     /// insert and the attempt update).
     const WRITABLE_CTE: bool;

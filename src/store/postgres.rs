@@ -53,6 +53,9 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
     const NAMED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
     const NOW: &'static str = "now()";
+    // A standby (a failover in progress, a replica behind the same name) answers
+    // queries but refuses writes: not ready.
+    const PING: &'static str = "SELECT 1 WHERE NOT pg_is_in_recovery()";
     const WRITABLE_CTE: bool = true;
     const ROWS_PER_INSERT: usize = 1000;
     // The NOTIFY reaches other replicas' dispatchers when the transaction commits.

@@ -87,8 +87,10 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        super::sql::execute::<D>(&mut *self.conn().await?, "SELECT 1", []).await?;
-        Ok(())
+        match super::sql::fetch_optional::<D>(&mut *self.conn().await?, D::PING, []).await? {
+            Some(_) => Ok(()),
+            None => Err(super::StoreError::Unavailable("the database is a read-only standby (in recovery)".into())),
+        }
     }
 
     async fn record_event(&self, event: &CallEvent) -> StoreResult<Recorded> {

@@ -122,11 +122,15 @@ impl TestDb {
     /// A store on this test's PostgreSQL schema whose connections go through
     /// `proxy` (see [`tcp_proxy`]), failing fast while it is down.
     pub fn store_through(&self, proxy: std::net::SocketAddr) -> Arc<dyn Store> {
+        self.store_through_with(proxy, Duration::from_secs(2))
+    }
+
+    /// As [`TestDb::store_through`], waiting up to `acquire_timeout` for a connection.
+    pub fn store_through_with(&self, proxy: std::net::SocketAddr, acquire_timeout: Duration) -> Arc<dyn Store> {
         let (_, _, schema) = self.pg.as_ref().expect("a PostgreSQL test db");
         let options: PgConnectOptions = postgres_url().parse().expect("postgres url");
         let options = options.host("127.0.0.1").port(proxy.port()).options([("search_path", schema.as_str())]);
-        let pool =
-            PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
+        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(acquire_timeout).connect_lazy_with(options);
         Arc::new(PgStore::from_pool(pool))
     }
 
