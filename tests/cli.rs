@@ -9,15 +9,7 @@ use std::process::Command;
 use callhook::domain::Provider;
 use callhook::store::{NewAttempt, SqliteStore, Store};
 
-fn callhook(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callhook"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run callhook");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use common::callhook;
 
 #[test]
 fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {

@@ -7,13 +7,13 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 
 use callhook::domain::{CallEvent, EventSource, EventType, Provider};
 use callhook::spool::{Backend, FileSpool, Record, Spool, SpoolError};
+use common::callhook;
 
 fn temp_dir(label: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("callhook-spool-{label}-{}", uuid::Uuid::new_v4().simple()));
@@ -185,16 +185,6 @@ fn one_process_per_directory_and_unusable_directories_are_refused() {
     FileSpool::open(&created, 1 << 20).expect("a missing directory under an existing parent is created");
     assert!(created.join("set-aside").is_dir());
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn callhook(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callhook"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run callhook");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[tokio::test]

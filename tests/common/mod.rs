@@ -272,6 +272,18 @@ fn state(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>)
     }
 }
 
+/// Runs the `callhook` binary as a user would (no `DATABASE_URL` from the
+/// environment): whether it succeeded, its stdout and its stderr.
+pub fn callhook(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run callhook");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 /// The NATS server the NATS tests use (`CALLHOOK_TEST_NATS_URL`).
 pub fn nats_url() -> String {
     std::env::var("CALLHOOK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
