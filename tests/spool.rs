@@ -96,6 +96,14 @@ async fn outage(db: &common::TestDb, spool: Arc<Spool>) {
     assert_eq!(report.stopped, None);
     assert_eq!(spool.backend().status().await.unwrap().records, 0);
     assert_eq!(readyz(&app).await.1["status"], "ready");
+    let metrics = common::scrape_metrics(&app).await;
+    let kind = spool.kind();
+    assert_eq!(common::series_value(&metrics, "callhook_spool_depth", &[("spool", kind)]), Some(0.0), "{metrics}");
+    let stored =
+        common::series_value(&metrics, "callhook_spool_drained_total", &[("spool", kind), ("outcome", "stored")]);
+    assert!(stored >= Some(3.0), "{metrics}");
+    let appended = common::series_value(&metrics, "callhook_spool_appended_total", &[("spool", kind)]);
+    assert!(appended >= Some(spooled as f64), "{metrics}");
 
     // Stored once each, as if they had arrived in order; the dialogue started once.
     let events = db.store.events_for_call(&call_id).await.unwrap();

@@ -41,6 +41,7 @@ impl Drainer {
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(spool = self.spool.kind(), interval = ?self.interval, "spool drainer started");
+        self.spool.set_store_down(self.spool.store_down()); // exports the gauge from the start
         let (stopping, mut watching) = (self.stopping.clone(), shutdown.clone());
         let watcher = tokio::spawn(async move {
             let _ = watching.wait_for(|s| *s).await;
