@@ -58,6 +58,10 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 /// now; if it is unreachable they keep their last values and the scrape still succeeds.
 pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoResponse {
     use crate::telemetry::*;
+    // With the store known away, a scrape does not wait for it (twice) to find out.
+    if app.spool.as_ref().is_some_and(|s| s.store_down()) {
+        return ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render());
+    }
     if let Ok(stats) = app.store.outbox_stats().await {
         metrics::gauge!(OUTBOX_PENDING).set(stats.pending as f64);
         metrics::gauge!(OUTBOX_DEAD).set(stats.dead as f64);
