@@ -3,9 +3,12 @@
 #
 # On the local PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/test):
 #   1. callhook serve (release) at peak load, then at half of that rate, with the
-#      http sink (answered → dialogue.start receipt latency) and its peak RSS;
+#      http sink (answered → dialogue.start receipt latency) and its peak RSS, and
+#      PostgreSQL's CPU time per event; group commit on (the default), then the peak
+#      again with it off (CALLHOOK_BATCH=false);
 #   2. the Python/FastAPI reference (bench/python_ref) under uvicorn, same load;
 #   3. pgbench running callhook's per-event SQL (bench/pgbench_event.sql): the ceiling;
+#      and the batched SQL, ten callbacks per transaction (bench/pgbench_batch.sql);
 #   4. callhook on embedded SQLite, and its start-to-ready time.
 # Prints one JSON line per run and a summary. Tunables: BENCH_CALLS,
 # BENCH_CONCURRENCY, BENCH_PGBENCH_SECS, BENCH_SKIP_PYTHON=1.
@@ -28,22 +31,42 @@ psql_() { psql -q -v ON_ERROR_STOP=1 "$PG" "$@"; }
 fresh_schema() { psql_ -c "DROP SCHEMA IF EXISTS $1 CASCADE" -c "CREATE SCHEMA $1"; echo "$PG?options=-csearch_path%3D$1"; }
 wait_ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1${2:-/readyz}" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 not ready" >&2; exit 1; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
+# CPU seconds all PostgreSQL processes have used so far (backends of the run live through it).
+pg_cpu() { ps -C postgres -o times= | awk '{s += $1} END {print s + 0}'; }
+# A loadgen result with PostgreSQL's CPU per event added: with_pg_cpu JSON CPU_BEFORE
+with_pg_cpu() {
+  python3 -c "import json,sys; r=json.loads(sys.argv[1]); r['postgres_cpu_ms_per_event']=1000*(float(sys.argv[3])-float(sys.argv[2]))/r['requests']; print(json.dumps(r))" "$1" "$2" "$(pg_cpu)"
+}
+serve_pg() { # serve_pg LABEL_ENV...: callhook on $URL with the http sink
+  env DATABASE_URL="$URL" CALLHOOK_LISTEN=127.0.0.1:$PORT CALLHOOK_PUBLIC_BASE_URL=https://hooks.example.com \
+    CALLHOOK_TWILIO_AUTH_TOKENS=bench-token CALLHOOK_DB_MAX_CONNECTIONS="${BENCH_POOL:-16}" \
+    CALLHOOK_SINK=http CALLHOOK_SINK_HTTP_URL=http://127.0.0.1:$SINK_PORT/dialogue CALLHOOK_SPOOL=off \
+    CALLHOOK_SINK_HTTP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw CALLHOOK_OUTBOX_POLL_MS=100 RUST_LOG=error \
+    "$@" ./target/release/callhook serve & server=$!; pids+=("$server")
+  wait_ready $PORT
+}
 
 # 1. callhook on PostgreSQL
 URL=$(fresh_schema bench_callhook)
-DATABASE_URL="$URL" CALLHOOK_LISTEN=127.0.0.1:$PORT CALLHOOK_PUBLIC_BASE_URL=https://hooks.example.com \
-  CALLHOOK_TWILIO_AUTH_TOKENS=bench-token CALLHOOK_DB_MAX_CONNECTIONS="${BENCH_POOL:-16}" \
-  CALLHOOK_SINK=http CALLHOOK_SINK_HTTP_URL=http://127.0.0.1:$SINK_PORT/dialogue \
-  CALLHOOK_SINK_HTTP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw CALLHOOK_OUTBOX_POLL_MS=100 RUST_LOG=error \
-  ./target/release/callhook serve & server=$!; pids+=("$server")
-wait_ready $PORT
+serve_pg
+cpu=$(pg_cpu)
 peak=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$CALLS" \
   --concurrency "$CONC" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-peak)
+peak=$(with_pg_cpu "$peak" "$cpu")
 echo "$peak" | tee -a "$OUT"
 half_rate=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['events_per_second']/2)" "$peak")
+cpu=$(pg_cpu)
 half=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$((CALLS / 2))" \
   --concurrency "$CONC" --rate "$half_rate" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-half-load)
-echo "$half" | tee -a "$OUT"
+with_pg_cpu "$half" "$cpu" | tee -a "$OUT"
+kill "$server"; wait "$server" 2>/dev/null || true
+# The same peak with one transaction per event.
+URL=$(fresh_schema bench_callhook_unbatched)
+serve_pg CALLHOOK_BATCH=false
+cpu=$(pg_cpu)
+single=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$CALLS" \
+  --concurrency "$CONC" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-unbatched-peak)
+with_pg_cpu "$single" "$cpu" | tee -a "$OUT"
 kill "$server"; wait "$server" 2>/dev/null || true
 
 # 2. the Python reference
@@ -76,6 +99,9 @@ SQL
 tps=$(PGOPTIONS="-csearch_path=bench_pgbench" pgbench -n -c "${BENCH_PGBENCH_CLIENTS:-16}" -j 2 -T "$PGBENCH_SECS" -D attempts=10000 \
   -f bench/pgbench_event.sql "$PG" | awk '/^tps/ {print $3; exit}')
 echo "{\"label\":\"pgbench-ceiling\",\"events_per_second\":$tps}" | tee -a "$OUT"
+tps=$(PGOPTIONS="-csearch_path=bench_pgbench" pgbench -n -c "${BENCH_PGBENCH_CLIENTS:-16}" -j 2 -T "$PGBENCH_SECS" -D attempts=10000 \
+  -f bench/pgbench_batch.sql "$PG" | awk '/^tps/ {print $3; exit}')
+echo "{\"label\":\"pgbench-batched-ceiling\",\"transactions_per_second\":$tps,\"events_per_second\":$(python3 -c "print($tps * 10)")}" | tee -a "$OUT"
 
 # 4. callhook on embedded SQLite
 dir=$(mktemp -d)

@@ -18,9 +18,11 @@ use crate::providers::Providers;
 use crate::secret::Secret;
 use crate::store::Store;
 
+mod batch;
 mod outbox;
 mod server;
 mod spool;
+pub use batch::BatchArgs;
 pub use outbox::{OutboxArgs, SinkKind};
 pub use server::ServerArgs;
 pub use spool::{SpoolArgs, SpoolKind};
@@ -257,6 +259,8 @@ pub struct ServeArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub spool: SpoolArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Connection overrides appended to Twilio status-callback URLs: up to 5
     /// retries on connection failures, timeouts and 5xx within Twilio's 15 s
     /// (Twilio's default is one retry, on connection failure only). Empty: none.
@@ -367,6 +371,7 @@ impl ServeArgs {
         problems.extend(self.reconcile.problems());
         problems.extend(self.server.problems());
         problems.extend(self.spool.problems());
+        problems.extend(self.batch.problems(self.database.db_max_connections));
         let ranges = [
             ("CALLHOOK_MAX_BODY_BYTES", self.max_body_bytes as u64, 1024..=16 * 1024 * 1024),
             ("CALLHOOK_REQUEST_TIMEOUT_SECS", self.request_timeout_secs, 1..=3600),
@@ -386,9 +391,14 @@ impl ServeArgs {
     }
 
     pub fn app_state(&self, store: Arc<dyn Store>, spool: Option<Arc<crate::spool::Spool>>) -> AppState {
+        let batcher = self
+            .batch
+            .config(&self.database.database_url)
+            .map(|config| Arc::new(crate::batcher::Batcher::start(store.clone(), config)));
         AppState {
             store,
             spool,
+            batcher,
             providers: Arc::new(self.providers()),
             external_url: Arc::new(ExternalUrl {
                 public_base_url: self.public_base_url.clone(),

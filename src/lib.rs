@@ -6,6 +6,7 @@
 //! [`store`] (one trait, PostgreSQL and SQLite), [`http`] (thin axum layer),
 //! [`config`] and the `callhook` binary.
 
+pub mod batcher;
 pub mod cli;
 pub mod clock;
 pub mod config;

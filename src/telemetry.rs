@@ -38,6 +38,12 @@ pub const OUTBOX_DEAD: &str = "callhook_outbox_dead";
 /// Answered human calls whose `dialogue.start` was never delivered (SPEC §12).
 pub const DIALOGUE_NEVER_STARTED: &str = "callhook_dialogue_never_started";
 pub const OUTBOX_OLDEST_AGE: &str = "callhook_outbox_oldest_pending_age_seconds";
+/// Callbacks per group-commit batch (PostgreSQL).
+pub const BATCH_EVENTS: &str = "callhook_batch_events";
+/// Time to record one batch, from its transaction's start to its commit.
+pub const BATCH_COMMIT: &str = "callhook_batch_commit_seconds";
+/// Batches that failed as a whole and were recorded one callback at a time.
+pub const BATCH_SPLITS: &str = "callhook_batch_splits_total";
 /// Records in the outage spool, by `spool` (file, nats).
 pub const SPOOL_DEPTH: &str = "callhook_spool_depth";
 pub const SPOOL_BYTES: &str = "callhook_spool_bytes";
@@ -59,6 +65,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("buckets are non-empty")
+            .set_buckets_for_metric(
+                Matcher::Full(BATCH_EVENTS.into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            )
             .expect("buckets are non-empty")
             .install_recorder()
             .expect("callhook installs the only metrics recorder")

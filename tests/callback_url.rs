@@ -30,6 +30,7 @@ fn app_with_overrides(store: Arc<dyn Store>) -> axum::Router {
     };
     let state = AppState {
         spool: None,
+        batcher: None,
         store,
         providers: Arc::new(providers()),
         external_url: Arc::new(external_url),

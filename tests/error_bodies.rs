@@ -23,6 +23,7 @@ use common::*;
 fn state(store: Arc<dyn Store>) -> AppState {
     AppState {
         spool: None,
+        batcher: None,
         store,
         providers: Arc::new(providers()),
         external_url: Arc::new(ExternalUrl::default()),

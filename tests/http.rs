@@ -182,6 +182,7 @@ fn state(store: Arc<dyn Store>, external_url: ExternalUrl, insecure: bool) -> Ap
     providers.insecure_skip_verification = insecure;
     AppState {
         spool: None,
+        batcher: None,
         store,
         providers: Arc::new(providers),
         external_url: Arc::new(external_url),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use callhook::domain::{CallEvent, EventSource, EventType, Provider};
+use callhook::domain::{CallEvent, EventSource, EventType};
 use callhook::spool::{Backend, FileSpool, Record, Spool, SpoolError};
 use common::callhook;
 
@@ -23,26 +23,7 @@ fn temp_dir(label: &str) -> PathBuf {
 
 /// A Twilio `completed` callback for a call no one registered (stored as deferred).
 fn event(n: u32) -> CallEvent {
-    let sid = format!("CA{n:032}");
-    CallEvent {
-        provider: Provider::Twilio,
-        dedupe_key: format!("twilio:{sid}:completed"),
-        event_type: Some(EventType::Completed),
-        provider_status: "completed".into(),
-        provider_call_id: sid.clone(),
-        call_id: Some(format!("call-{n}")),
-        campaign_id: None,
-        contact_id: None,
-        sequence_number: None,
-        occurred_at: None,
-        received_at: chrono::Utc::now(),
-        duration_seconds: Some(7),
-        answered_by: None,
-        error_code: None,
-        error_message: None,
-        payload: serde_json::json!({"CallSid": sid, "CallStatus": "completed"}),
-        source: EventSource::Callback,
-    }
+    common::call_event(&format!("call-{n}"), &format!("CA{n:032}"), "completed", EventType::Completed)
 }
 
 async fn append(spool: &FileSpool, n: u32) {

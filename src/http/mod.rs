@@ -37,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Where callbacks go while the store is unavailable (SPEC §10); `None`: 503.
     pub spool: Option<Arc<crate::spool::Spool>>,
+    /// Group commit: webhooks recorded in shared transactions; `None`: one each.
+    pub batcher: Option<Arc<crate::batcher::Batcher>>,
     pub providers: Arc<Providers>,
     pub external_url: Arc<ExternalUrl>,
     /// The provider of `POST /webhooks/telephony/events`.

@@ -129,9 +129,15 @@ async fn receive(
             span.record("call_id", call_id.as_str());
         }
 
+        let attempt = async {
+            match &app.batcher {
+                Some(batcher) => batcher.record(&event).await,
+                None => app.store.record_event(&event).await,
+            }
+        };
         let accepted = match &app.spool {
-            Some(spool) => spool.record_or_spool(app.store.as_ref(), &event).await.map_err(ApiError::from),
-            None => app.store.record_event(&event).await.map(Accepted::Recorded).map_err(ApiError::from),
+            Some(spool) => spool.record_or_spool(attempt, &event).await.map_err(ApiError::from),
+            None => attempt.await.map(Accepted::Recorded).map_err(ApiError::from),
         };
         let accepted = accepted.inspect_err(|_| {
             telemetry::count_webhook(provider, event_type.unwrap_or(""), "rejected");

@@ -197,12 +197,18 @@ impl Spool {
         metrics::gauge!(telemetry::SPOOL_STORE_DOWN).set(if down { 1.0 } else { 0.0 });
     }
 
-    /// Records `event` in the store, or spools it when the store is unavailable.
-    pub async fn record_or_spool(&self, store: &dyn Store, event: &CallEvent) -> Result<Accepted, SpoolOrStore> {
+    /// Records `event` with `attempt` (the store's `record_event`, or the batcher),
+    /// or spools it when the store is unavailable. `attempt` is not polled when the
+    /// store is known to be down.
+    pub async fn record_or_spool(
+        &self,
+        attempt: impl std::future::Future<Output = crate::store::StoreResult<crate::store::Recorded>>,
+        event: &CallEvent,
+    ) -> Result<Accepted, SpoolOrStore> {
         if !self.store_down() {
             // A timed-out attempt may still commit: then the spooled copy is a
             // duplicate, and the inbox key keeps one.
-            let attempt = tokio::time::timeout(self.store_timeout, store.record_event(event)).await;
+            let attempt = tokio::time::timeout(self.store_timeout, attempt).await;
             let attempt = attempt.unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(format!("no answer from the store within {:?}", self.store_timeout)))
             });

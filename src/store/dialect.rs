@@ -61,6 +61,9 @@ pub trait Dialect: sqlx::Database<Row: RowExt> {
     const NOW: &'static str;
     /// The readiness probe: one row when the database can take writes now.
     const PING: &'static str;
+    /// An error aborts the whole transaction (PostgreSQL), so a batch of callbacks
+    /// can never commit half of a failed one: group commit is safe (`batch.rs`).
+    const TRANSACTION_ABORTS_ON_ERROR: bool;
     /// Whether `WITH x AS (INSERT …) UPDATE …` works (one round trip for the inbox
     /// insert and the attempt update).
     const WRITABLE_CTE: bool;

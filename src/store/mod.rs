@@ -5,6 +5,7 @@
 //! events) are written once in `flow`, over the small set of per-backend
 //! statements in [`flow::TxOps`]; each backend only supplies its SQL.
 
+mod batch;
 mod dialect;
 mod dialing;
 mod error;
@@ -59,6 +60,17 @@ pub trait Store: Send + Sync + 'static {
     /// transition and outbox jobs; or the inbox row alone as `deferred` when its
     /// call attempt is not registered yet.
     async fn record_event(&self, event: &CallEvent) -> StoreResult<Recorded>;
+    /// Records several callbacks in one transaction where the backend can (group
+    /// commit, PostgreSQL): per callback, what [`Store::record_event`] would have
+    /// answered. `Err` when the transaction failed and nothing was committed: the
+    /// caller then records each alone. Elsewhere, one transaction per callback.
+    async fn record_events(&self, events: &[CallEvent]) -> StoreResult<Vec<StoreResult<Recorded>>> {
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            answers.push(self.record_event(event).await);
+        }
+        Ok(answers)
+    }
 
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign>;
     /// Adds contacts, all or none: every row is checked (phone numbers normalised

@@ -55,6 +55,7 @@ impl Dialect for Postgres {
     const NOW: &'static str = "now()";
     // A standby (a failover in progress, a replica behind the same name) answers
     // queries but refuses writes: not ready.
+    const TRANSACTION_ABORTS_ON_ERROR: bool = true;
     const PING: &'static str = "SELECT 1 WHERE NOT pg_is_in_recovery()";
     const WRITABLE_CTE: bool = true;
     const ROWS_PER_INSERT: usize = 1000;

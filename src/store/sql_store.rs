@@ -99,6 +99,19 @@ impl<D: Dialect> Store for SqlStore<D> {
         Ok(recorded)
     }
 
+    async fn record_events(&self, events: &[CallEvent]) -> StoreResult<Vec<StoreResult<Recorded>>> {
+        if !D::TRANSACTION_ABORTS_ON_ERROR {
+            let mut answers = Vec::with_capacity(events.len());
+            for event in events {
+                answers.push(self.record_event(event).await);
+            }
+            return Ok(answers);
+        }
+        let answers = super::batch::record_batch(self.begin().await?, events).await?;
+        self.signal_jobs(answers.iter().flatten().map(|r| r.enqueued).sum());
+        Ok(answers)
+    }
+
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign> {
         let campaign = new.into_campaign(Uuid::new_v4(), self.clock.now())?;
         campaigns::insert::<D>(&mut *self.conn().await?, &campaign).await?;

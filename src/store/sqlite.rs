@@ -60,6 +60,7 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const NAMED_LOCK: Option<&'static str> = None;
     const NOW: &'static str = SQLITE_NOW;
+    const TRANSACTION_ABORTS_ON_ERROR: bool = false;
     const PING: &'static str = "SELECT 1";
     const WRITABLE_CTE: bool = false;
     // sqlx's SQLite driver slows down sharply on statements with many parameters.

@@ -249,19 +249,27 @@ pub fn app_with_admin(store: Arc<dyn Store>, admin_tokens: Vec<Secret>) -> Route
 
 /// The router with an outage spool in front of `store`.
 pub fn app_with_spool(store: Arc<dyn Store>, spool: Arc<callhook::spool::Spool>) -> Router {
-    router(
-        AppState { spool: Some(spool), ..state(store, providers(), vec![Secret::new(ADMIN_TOKEN)]) },
-        Limits::default(),
-    )
+    router(AppState { spool: Some(spool), ..state(store) }, Limits::default())
 }
 
 fn build(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> Router {
-    router(state(store, providers, admin_tokens), Limits::default())
+    router(state_with(store, providers, admin_tokens), Limits::default())
 }
 
-fn state(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> AppState {
+/// The state [`app`] serves, for a test that changes a part of it.
+pub fn state(store: Arc<dyn Store>) -> AppState {
+    state_with(store, providers(), vec![Secret::new(ADMIN_TOKEN)])
+}
+
+/// As `serve` runs by default: on PostgreSQL, webhooks go through group commit, so
+/// every router test on PostgreSQL runs with batching on.
+fn state_with(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>) -> AppState {
+    let config = callhook::batcher::BatchConfig { max_events: 64, max_wait: Duration::from_millis(2), workers: 4 };
+    let batcher =
+        (store.backend() == "postgres").then(|| Arc::new(callhook::batcher::Batcher::start(store.clone(), config)));
     AppState {
         spool: None,
+        batcher,
         store,
         providers: Arc::new(providers),
         external_url: Arc::new(ExternalUrl::default()),
@@ -269,6 +277,34 @@ fn state(store: Arc<dyn Store>, providers: Providers, admin_tokens: Vec<Secret>)
         max_body_bytes: 64 * 1024,
         admin_tokens: Arc::new(admin_tokens),
         timeouts: Default::default(),
+    }
+}
+
+/// A Twilio callback as its adapter would have parsed it, correlated by `call_id`.
+pub fn call_event(
+    call_id: &str,
+    sid: &str,
+    status: &str,
+    event_type: callhook::domain::EventType,
+) -> callhook::domain::CallEvent {
+    callhook::domain::CallEvent {
+        provider: Provider::Twilio,
+        dedupe_key: format!("twilio:{sid}:{status}"),
+        event_type: Some(event_type),
+        provider_status: status.into(),
+        provider_call_id: sid.into(),
+        call_id: Some(call_id.into()),
+        campaign_id: None,
+        contact_id: None,
+        sequence_number: None,
+        occurred_at: None,
+        received_at: chrono::Utc::now(),
+        duration_seconds: Some(7),
+        answered_by: None,
+        error_code: None,
+        error_message: None,
+        payload: serde_json::json!({"CallSid": sid, "CallStatus": status}),
+        source: callhook::domain::EventSource::Callback,
     }
 }
 

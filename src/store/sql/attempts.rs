@@ -65,6 +65,32 @@ pub(crate) async fn find<D: Dialect>(
     .transpose()
 }
 
+/// The attempts of `call_ids` (sorted), with contact and campaign, locked in
+/// `call_id` order: every batch takes its locks in the same order.
+pub(crate) async fn find_many<D: Dialect>(conn: &mut D::Connection, call_ids: &[&str]) -> StoreResult<Vec<Loaded>> {
+    if call_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!(
+        "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS} FROM call_attempts a \
+         JOIN contacts c ON c.id = a.contact_id JOIN campaigns k ON k.id = a.campaign_id \
+         WHERE a.call_id IN ({}) ORDER BY a.call_id {}",
+        super::params(1, call_ids.len()),
+        D::LOCK_ATTEMPT
+    );
+    let rows = super::fetch_all::<D>(conn, &sql, call_ids.iter().map(|id| Arg::from(*id))).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Loaded {
+                attempt: rows::attempt(r)?,
+                contact: rows::contact(r)?,
+                campaign: rows::campaign(r)?,
+                deferred_waiting: false,
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn by_call_id<D: Dialect>(conn: &mut D::Connection, call_id: &str) -> StoreResult<Option<Attempt>> {
     let sql = format!("SELECT {ATTEMPT_COLS} FROM call_attempts a WHERE a.call_id = $1");
     let row = fetch_optional::<D>(conn, &sql, [call_id.into()]).await?;
