@@ -31,12 +31,6 @@ psql_() { psql -q -v ON_ERROR_STOP=1 "$PG" "$@"; }
 fresh_schema() { psql_ -c "DROP SCHEMA IF EXISTS $1 CASCADE" -c "CREATE SCHEMA $1"; echo "$PG?options=-csearch_path%3D$1"; }
 wait_ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1${2:-/readyz}" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 not ready" >&2; exit 1; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
-# CPU seconds all PostgreSQL processes have used so far (backends of the run live through it).
-pg_cpu() { ps -C postgres -o times= | awk '{s += $1} END {print s + 0}'; }
-# A loadgen result with PostgreSQL's CPU per event added: with_pg_cpu JSON CPU_BEFORE
-with_pg_cpu() {
-  python3 -c "import json,sys; r=json.loads(sys.argv[1]); r['postgres_cpu_ms_per_event']=1000*(float(sys.argv[3])-float(sys.argv[2]))/r['requests']; print(json.dumps(r))" "$1" "$2" "$(pg_cpu)"
-}
 serve_pg() { # serve_pg LABEL_ENV...: callhook on $URL with the http sink
   env DATABASE_URL="$URL" CALLHOOK_LISTEN=127.0.0.1:$PORT CALLHOOK_PUBLIC_BASE_URL=https://hooks.example.com \
     CALLHOOK_TWILIO_AUTH_TOKENS=bench-token CALLHOOK_DB_MAX_CONNECTIONS="${BENCH_POOL:-16}" \
@@ -49,24 +43,20 @@ serve_pg() { # serve_pg LABEL_ENV...: callhook on $URL with the http sink
 # 1. callhook on PostgreSQL
 URL=$(fresh_schema bench_callhook)
 serve_pg
-cpu=$(pg_cpu)
 peak=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$CALLS" \
   --concurrency "$CONC" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-peak)
-peak=$(with_pg_cpu "$peak" "$cpu")
 echo "$peak" | tee -a "$OUT"
 half_rate=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['events_per_second']/2)" "$peak")
-cpu=$(pg_cpu)
 half=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$((CALLS / 2))" \
   --concurrency "$CONC" --rate "$half_rate" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-half-load)
-with_pg_cpu "$half" "$cpu" | tee -a "$OUT"
+echo "$half" | tee -a "$OUT"
 kill "$server"; wait "$server" 2>/dev/null || true
 # The same peak with one transaction per event.
 URL=$(fresh_schema bench_callhook_unbatched)
 serve_pg CALLHOOK_BATCH=false
-cpu=$(pg_cpu)
 single=$(./target/release/examples/loadgen --target http://127.0.0.1:$PORT --database-url "$URL" --calls "$CALLS" \
   --concurrency "$CONC" --sink-port $SINK_PORT --server-pid "$server" --label callhook-postgres-unbatched-peak)
-with_pg_cpu "$single" "$cpu" | tee -a "$OUT"
+echo "$single" | tee -a "$OUT"
 kill "$server"; wait "$server" 2>/dev/null || true
 
 # 2. the Python reference

@@ -6,7 +6,8 @@ runs = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
 peak = runs["callhook-postgres-peak"]
 half = runs.get("callhook-postgres-half-load", {})
 print()
-cpu = lambda r: f", PostgreSQL CPU {r['postgres_cpu_ms_per_event']:.3f} ms/event" if 'postgres_cpu_ms_per_event' in r else ""
+cpu = lambda r: (f", CPU per event: PostgreSQL {r['postgres_cpu_ms_per_event']:.3f} ms, callhook {r['server_cpu_ms_per_event']:.3f} ms"
+                 if r.get('server_cpu_ms_per_event') is not None else "")
 print(f"callhook on PostgreSQL, group commit, peak: {peak['events_per_second']:.0f} events/s, "
       f"p50 {peak['latency_ms']['p50']:.2f} ms, p99 {peak['latency_ms']['p99']:.2f} ms, errors {peak['errors']}, "
       f"peak RSS {peak['server_peak_rss_mib'] or 0:.1f} MiB{cpu(peak)}")

@@ -67,6 +67,30 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// CPU seconds (user + system) the process `pid` has used, from `/proc` (Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+        // Fields after the command name (which may hold spaces, so split after its `)`).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    });
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks.map_or(0.0, |t| t as f64 / per_second)
+}
+
+/// CPU seconds used so far by every PostgreSQL process on this machine (the server
+/// under test shares it); backends of a run live through the run.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(cpu_seconds)
+        .sum()
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -172,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
     let answered_sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let errors = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
+    // CPU used while sending only (the calls were registered above).
+    let cpu_before = (postgres_cpu_seconds(), args.server_pid.map_or(0.0, cpu_seconds));
     let started = Instant::now();
     // Paced runs: one pacer hands out evenly spaced send permits (an open-loop
     // arrival process), so requests do not arrive in bursts of `concurrency`.
@@ -225,6 +251,9 @@ async fn main() -> anyhow::Result<()> {
     }
     while workers.join_next().await.is_some() {}
     let elapsed = started.elapsed().as_secs_f64();
+    let per_event_ms = |seconds: f64| 1000.0 * seconds / total as f64;
+    let postgres_cpu = per_event_ms(postgres_cpu_seconds() - cpu_before.0);
+    let server_cpu = args.server_pid.map(|pid| per_event_ms(cpu_seconds(pid) - cpu_before.1));
 
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -252,6 +281,8 @@ async fn main() -> anyhow::Result<()> {
         "latency_ms": {"p50": percentile(&lat, 0.50), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0)},
         "dialogue_start_ms": {"count": dialogue.len(), "p50": percentile(&dialogue, 0.50), "p99": percentile(&dialogue, 0.99)},
         "server_peak_rss_mib": args.server_pid.and_then(peak_rss_kib).map(|k| k as f64 / 1024.0),
+        "postgres_cpu_ms_per_event": postgres_cpu,
+        "server_cpu_ms_per_event": server_cpu,
     });
     println!("{result}");
     Ok(())
