@@ -8,8 +8,9 @@
 //! at once, and a busy one gathers as many as arrive while the previous batch
 //! commits. No answer is sent before the transaction holding its event committed. A
 //! batch that fails as a whole (deadlock, serialization failure, a database error in
-//! one callback, a lost connection) is split: each callback is recorded alone, so
-//! every request gets the answer it would have got without batching.
+//! one callback) is split: each callback is recorded alone, so every request gets
+//! the answer it would have got without batching. A batch that failed because the
+//! store is away (its probe fails too) answers every callback unavailable at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct Batcher {
 impl Batcher {
     /// A batcher over `store`; its workers stop when it is dropped.
     pub fn start(store: Arc<dyn Store>, config: BatchConfig) -> Self {
+        let config = BatchConfig { max_events: config.max_events.max(1), workers: config.workers.max(1), ..config };
         let (queue, receiver) = mpsc::channel(config.max_events * config.workers * 4);
         let shared = Arc::new(Shared { store, config, receiver: Mutex::new(receiver), in_flight: AtomicUsize::new(0) });
         Batcher { queue, shared, started: std::sync::OnceLock::new() }
@@ -52,7 +54,7 @@ impl Batcher {
     /// Records `event` in the next batch; the answer `Store::record_event` would give.
     pub async fn record(&self, event: &CallEvent) -> StoreResult<Recorded> {
         self.started.get_or_init(|| {
-            for _ in 0..self.shared.config.workers.max(1) {
+            for _ in 0..self.shared.config.workers {
                 tokio::spawn(self.shared.clone().work());
             }
         });
@@ -76,7 +78,12 @@ impl Shared {
     async fn work(self: Arc<Self>) {
         while let Some(jobs) = self.gather().await {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            self.record(jobs).await;
+            // A task of its own: a panic loses this batch's answers (their requests
+            // get 503), not the worker.
+            let shared = self.clone();
+            if let Err(e) = tokio::spawn(async move { shared.record(jobs).await }).await {
+                tracing::error!(error = %e, "recording a batch panicked");
+            }
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -109,13 +116,23 @@ impl Shared {
         } else {
             match self.store.record_events(&events).await {
                 Ok(answers) => answers,
+                Err(e) if e.is_unavailable() && self.store.ping().await.is_err() => {
+                    // The store is away: every callback gets that answer now (503, or
+                    // the spool), not after a connection timeout each.
+                    events.iter().map(|_| Err(StoreError::Unavailable(e.to_string()))).collect()
+                }
                 Err(e) => {
-                    // Each alone: the answer each would have got without batching.
+                    // Each alone: the answer each would have got without batching
+                    // (a request that has given up meanwhile is skipped).
                     tracing::info!(error = %e, events = events.len(), "batch failed; recording its callbacks one by one");
                     metrics::counter!(telemetry::BATCH_SPLITS).increment(1);
                     let mut answers = Vec::with_capacity(events.len());
-                    for event in &events {
-                        answers.push(self.store.record_event(event).await);
+                    for (event, job) in events.iter().zip(&jobs) {
+                        answers.push(if job.reply.is_closed() {
+                            Err(StoreError::Unavailable("the request was abandoned".into()))
+                        } else {
+                            self.store.record_event(event).await
+                        });
                     }
                     answers
                 }

@@ -1,18 +1,22 @@
 //! Group commit: many callbacks recorded in one transaction, through the same
 //! transactional rules (`flow::record_event`) each would take alone.
 //!
-//! A batch opens one transaction and first locks every attempt its callbacks name
-//! (with their contacts), in `call_id` order, in one statement: concurrent batches on
-//! several replicas lock in the same order, so they cannot deadlock over attempts.
+//! A batch opens one transaction and first locks every attempt its callbacks name,
+//! in `call_id` order, then their contacts, in id order: concurrent batches on
+//! several replicas take their locks in the same order. Callbacks whose attempt is
+//! not locked that way (a call not registered yet, a callback naming the call only
+//! by the provider's id) are left out and recorded alone after the batch commits, so
+//! a batch never takes a lock out of order nor waits on a registration's lock.
 //! Then each callback runs `flow::record_event` in arrival order against a
 //! [`BatchTx`], which serves those locked attempts from memory (kept current as the
 //! batch changes them), forwards every other statement to the shared transaction,
 //! and turns each callback's `commit` into nothing: the batch commits once.
 //!
 //! A callback refused by a rule (a 409 contradiction) is refused before it writes
-//! anything, so the others go on. Any database error aborts a PostgreSQL
-//! transaction: the batch reports it and the caller records each callback alone, so
-//! every request gets the answer it would have got without batching. (SQLite does
+//! anything, so the others go on. Any other failure, or any failure after the
+//! callback wrote something, fails the batch (a database error aborts a PostgreSQL
+//! transaction anyway): the caller then records each callback alone, so every
+//! request gets the answer it would have got without batching. (SQLite does
 //! not abort a transaction on an error, so a failed callback's earlier writes would
 //! stay: batches are for PostgreSQL only.)
 
@@ -27,15 +31,19 @@ use super::flow::{self, AttemptKey, Loaded, TxOps};
 use super::sql::attempts;
 use super::tx::Tx;
 use super::types::Recorded;
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 use crate::domain::{Attempt, CallEvent, Campaign, Contact, Disposition, JobChange, NewJob, Provider};
 
-/// Records `events` in one transaction: per event, what `record_event` would have
-/// answered; `Err` when the transaction failed (then nothing of it was committed).
+/// Records in one transaction the `events` whose attempts it can lock first: per
+/// event, what `record_event` would have answered, or `None` for an event left for
+/// the caller to record alone after the commit (its call is unknown yet, or named
+/// only by the provider's id: locking it mid-batch, or waiting on the registration's
+/// lock, would break the batch's lock order). `Err` when the transaction failed
+/// (then nothing of it was committed).
 pub(crate) async fn record_batch<D: Dialect>(
     mut tx: Tx<D>,
     events: &[CallEvent],
-) -> StoreResult<Vec<StoreResult<Recorded>>> {
+) -> StoreResult<Vec<Option<StoreResult<Recorded>>>> {
     let mut call_ids: Vec<&str> = events.iter().filter_map(|e| e.call_id.as_deref()).collect();
     call_ids.sort_unstable();
     call_ids.dedup();
@@ -43,13 +51,26 @@ pub(crate) async fn record_batch<D: Dialect>(
     let mut cache: HashMap<String, Loaded> = locked.into_iter().map(|l| (l.attempt.call_id.clone(), l)).collect();
     let mut answers = Vec::with_capacity(events.len());
     for event in events {
-        let answer = flow::record_event(BatchTx { tx: &mut tx, cache: &mut cache }, event).await;
-        if answer.is_err() {
-            // Refused by a rule before writing (the transaction goes on), or failed
-            // in the database (the transaction is aborted): ask it.
-            super::sql::execute::<D>(tx.conn(), "SELECT 1", []).await?;
+        if !event.call_id.as_ref().is_some_and(|id| cache.contains_key(id)) {
+            answers.push(None);
+            continue;
         }
-        answers.push(answer);
+        let mut wrote = false;
+        let answer = flow::record_event(BatchTx { tx: &mut tx, cache: &mut cache, wrote: &mut wrote }, event).await;
+        match &answer {
+            // Refused by a rule before writing anything: the transaction goes on,
+            // unless a unique violation in the database aborted it (then this fails).
+            Err(e @ (StoreError::Conflict(_) | StoreError::NotFound(_) | StoreError::Refused { .. })) if !wrote => {
+                if super::sql::execute::<D>(tx.conn(), "SELECT 1", []).await.is_err() {
+                    return Err(StoreError::Internal(format!("a callback failed inside the batch: {e}")));
+                }
+            }
+            // Anything else may have left part of this callback written: the batch
+            // fails, and each callback is recorded alone.
+            Err(e) => return Err(StoreError::Internal(format!("a callback failed inside the batch: {e}"))),
+            Ok(_) => {}
+        }
+        answers.push(Some(answer));
     }
     tx.commit().await?;
     Ok(answers)
@@ -60,6 +81,8 @@ struct BatchTx<'b, D: Dialect> {
     tx: &'b mut Tx<D>,
     /// The attempts locked at the start of the batch, by call id, as changed since.
     cache: &'b mut HashMap<String, Loaded>,
+    /// This callback has written something: if it fails now, the batch must not commit.
+    wrote: &'b mut bool,
 }
 
 #[async_trait]
@@ -96,6 +119,7 @@ impl<D: Dialect> TxOps for BatchTx<'_, D> {
         call_id: Option<&str>,
         disposition: Disposition,
     ) -> StoreResult<bool> {
+        *self.wrote = true;
         self.tx.insert_event(event, call_id, disposition).await
     }
 
@@ -106,6 +130,7 @@ impl<D: Dialect> TxOps for BatchTx<'_, D> {
         disposition: Disposition,
         attempt: Option<&Attempt>,
     ) -> StoreResult<bool> {
+        *self.wrote = true;
         let inserted = self.tx.insert_event_then_update(event, call_id, disposition, attempt).await?;
         if let (true, Some(a)) = (inserted, attempt) {
             self.remember_attempt(a);
@@ -114,6 +139,7 @@ impl<D: Dialect> TxOps for BatchTx<'_, D> {
     }
 
     async fn set_disposition(&mut self, dedupe_key: &str, call_id: &str, disposition: Disposition) -> StoreResult<()> {
+        *self.wrote = true;
         self.tx.set_disposition(dedupe_key, call_id, disposition).await
     }
 
@@ -131,16 +157,19 @@ impl<D: Dialect> TxOps for BatchTx<'_, D> {
     }
 
     async fn insert_attempt(&mut self, attempt: &Attempt) -> StoreResult<()> {
+        *self.wrote = true;
         self.tx.insert_attempt(attempt).await
     }
 
     async fn update_attempt(&mut self, attempt: &Attempt) -> StoreResult<()> {
+        *self.wrote = true;
         self.tx.update_attempt(attempt).await?;
         self.remember_attempt(attempt);
         Ok(())
     }
 
     async fn update_contact(&mut self, contact: &Contact) -> StoreResult<()> {
+        *self.wrote = true;
         self.tx.update_contact(contact).await?;
         for loaded in self.cache.values_mut().filter(|l| l.contact.id == contact.id) {
             loaded.contact = contact.clone();
@@ -149,10 +178,12 @@ impl<D: Dialect> TxOps for BatchTx<'_, D> {
     }
 
     async fn insert_job(&mut self, job: &NewJob) -> StoreResult<()> {
+        *self.wrote = true;
         self.tx.insert_job(job).await
     }
 
     async fn change_job(&mut self, change: &JobChange) -> StoreResult<usize> {
+        *self.wrote = true;
         self.tx.change_job(change).await
     }
 

@@ -107,7 +107,15 @@ impl<D: Dialect> Store for SqlStore<D> {
             }
             return Ok(answers);
         }
-        let answers = super::batch::record_batch(self.begin().await?, events).await?;
+        let batched = super::batch::record_batch(self.begin().await?, events).await?;
+        let mut answers = Vec::with_capacity(events.len());
+        for (event, answer) in events.iter().zip(batched) {
+            // Left out of the batch (see `record_batch`): alone, after its commit.
+            answers.push(match answer {
+                Some(answer) => answer,
+                None => self.record_event(event).await,
+            });
+        }
         self.signal_jobs(answers.iter().flatten().map(|r| r.enqueued).sum());
         Ok(answers)
     }

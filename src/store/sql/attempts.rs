@@ -71,15 +71,21 @@ pub(crate) async fn find_many<D: Dialect>(conn: &mut D::Connection, call_ids: &[
     if call_ids.is_empty() {
         return Ok(vec![]);
     }
+    // Attempts first, in call_id order; then their contacts, in id order (a contact
+    // may have two attempts in a batch: a late callback of its previous call).
+    let lock_attempts = if D::LOCK_ROWS.is_empty() { "" } else { "FOR UPDATE OF a" };
     let sql = format!(
         "SELECT {ATTEMPT_COLS}, {CONTACT_COLS}, {CAMPAIGN_COLS} FROM call_attempts a \
          JOIN contacts c ON c.id = a.contact_id JOIN campaigns k ON k.id = a.campaign_id \
-         WHERE a.call_id IN ({}) ORDER BY a.call_id {}",
+         WHERE a.call_id IN ({}) ORDER BY a.call_id {lock_attempts}",
         super::params(1, call_ids.len()),
-        D::LOCK_ATTEMPT
     );
     let rows = super::fetch_all::<D>(conn, &sql, call_ids.iter().map(|id| Arg::from(*id))).await?;
-    rows.iter()
+    let mut contacts: Vec<uuid::Uuid> = rows.iter().map(|r| r.uuid("contact_id")).collect::<StoreResult<_>>()?;
+    contacts.sort_unstable();
+    contacts.dedup();
+    let mut loaded: Vec<Loaded> = rows
+        .iter()
         .map(|r| {
             Ok(Loaded {
                 attempt: rows::attempt(r)?,
@@ -88,7 +94,23 @@ pub(crate) async fn find_many<D: Dialect>(conn: &mut D::Connection, call_ids: &[
                 deferred_waiting: false,
             })
         })
-        .collect()
+        .collect::<StoreResult<_>>()?;
+    if !D::LOCK_ROWS.is_empty() && !contacts.is_empty() {
+        // Read again under the lock: the first read did not hold it.
+        let sql = format!(
+            "SELECT {CONTACT_COLS} FROM contacts c WHERE c.id IN ({}) ORDER BY c.id {}",
+            super::params(1, contacts.len()),
+            D::LOCK_ROWS
+        );
+        let locked = super::fetch_all::<D>(conn, &sql, contacts.iter().map(|id| Arg::Id(Some(*id)))).await?;
+        for row in &locked {
+            let contact = rows::contact(row)?;
+            for l in loaded.iter_mut().filter(|l| l.contact.id == contact.id) {
+                l.contact = contact.clone();
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 pub(crate) async fn by_call_id<D: Dialect>(conn: &mut D::Connection, call_id: &str) -> StoreResult<Option<Attempt>> {
