@@ -10,7 +10,8 @@
 //! batch that fails as a whole (deadlock, serialization failure, a database error in
 //! one callback) is split: each callback is recorded alone, so every request gets
 //! the answer it would have got without batching. A batch that failed because the
-//! store is away (its probe fails too) answers every callback unavailable at once.
+//! store is away (a prompt probe fails too) answers every callback unavailable at
+//! once, and for a second after that callbacks are answered so without queueing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,15 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::domain::CallEvent;
 use crate::store::{Recorded, Store, StoreError, StoreResult};
 use crate::telemetry;
+
+/// How long a probe of a store that just failed may take before it counts as away,
+/// and how long callbacks are then refused without trying.
+const AWAY_PROBE: Duration = Duration::from_millis(500);
+const AWAY_FOR: Duration = Duration::from_secs(1);
+
+fn away_error() -> StoreError {
+    StoreError::Unavailable("the store did not answer a moment ago".into())
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
@@ -47,12 +57,21 @@ impl Batcher {
     pub fn start(store: Arc<dyn Store>, config: BatchConfig) -> Self {
         let config = BatchConfig { max_events: config.max_events.max(1), workers: config.workers.max(1), ..config };
         let (queue, receiver) = mpsc::channel(config.max_events * config.workers * 4);
-        let shared = Arc::new(Shared { store, config, receiver: Mutex::new(receiver), in_flight: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            store,
+            away_until: std::sync::Mutex::new(None),
+            config,
+            receiver: Mutex::new(receiver),
+            in_flight: AtomicUsize::new(0),
+        });
         Batcher { queue, shared, started: std::sync::OnceLock::new() }
     }
 
     /// Records `event` in the next batch; the answer `Store::record_event` would give.
     pub async fn record(&self, event: &CallEvent) -> StoreResult<Recorded> {
+        if self.shared.away() {
+            return Err(away_error());
+        }
         self.started.get_or_init(|| {
             for _ in 0..self.shared.config.workers {
                 tokio::spawn(self.shared.clone().work());
@@ -67,6 +86,10 @@ impl Batcher {
 
 struct Shared {
     store: Arc<dyn Store>,
+    /// Until when callbacks are answered "unavailable" without queueing: the store
+    /// did not answer a moment ago. Without it, batches waiting out a connection
+    /// timeout one after another would keep requests past their own timeout.
+    away_until: std::sync::Mutex<Option<Instant>>,
     config: BatchConfig,
     receiver: Mutex<mpsc::Receiver<Job>>,
     /// Batches being recorded now: a worker waits for more events only while
@@ -107,18 +130,40 @@ impl Shared {
         Some(jobs)
     }
 
+    /// Whether the store answers a probe promptly.
+    async fn store_answers(&self) -> bool {
+        matches!(tokio::time::timeout(AWAY_PROBE, self.store.ping()).await, Ok(Ok(())))
+    }
+
+    /// The store did not answer a moment ago.
+    fn away(&self) -> bool {
+        self.away_until.lock().expect("not poisoned").is_some_and(|until| Instant::now() < until)
+    }
+
+    fn mark_away(&self) {
+        *self.away_until.lock().expect("not poisoned") = Some(Instant::now() + AWAY_FOR);
+    }
+
     async fn record(&self, jobs: Vec<Job>) {
         let events: Vec<CallEvent> = jobs.iter().map(|j| j.event.clone()).collect();
         metrics::histogram!(telemetry::BATCH_EVENTS).record(events.len() as f64);
         let started = Instant::now();
-        let answers = if events.len() == 1 {
-            vec![self.store.record_event(&events[0]).await]
+        let answers = if self.away() {
+            // Queued before the store was found away: answered now, not after a timeout.
+            events.iter().map(|_| Err(away_error())).collect()
+        } else if events.len() == 1 {
+            let answer = self.store.record_event(&events[0]).await;
+            if answer.as_ref().is_err_and(StoreError::is_unavailable) && !self.store_answers().await {
+                self.mark_away();
+            }
+            vec![answer]
         } else {
             match self.store.record_events(&events).await {
                 Ok(answers) => answers,
-                Err(e) if e.is_unavailable() && self.store.ping().await.is_err() => {
+                Err(e) if e.is_unavailable() && !self.store_answers().await => {
                     // The store is away: every callback gets that answer now (503, or
                     // the spool), not after a connection timeout each.
+                    self.mark_away();
                     events.iter().map(|_| Err(StoreError::Unavailable(e.to_string()))).collect()
                 }
                 Err(e) => {
