@@ -195,3 +195,23 @@ async fn postgres_a_failed_batch_is_split_and_each_callback_answered_as_alone() 
     assert_eq!(stored, BTreeSet::from([good0.dedupe_key, good2.dedupe_key]));
     db.cleanup().await;
 }
+
+/// A store that is away: the callback is answered unavailable, and for a moment the
+/// next ones are too without being queued (503 at once, not after a connection
+/// timeout each, which would keep requests past their own timeout).
+#[tokio::test]
+async fn an_away_store_is_answered_at_once() {
+    use callhook::store::{PgStore, StoreError};
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(200))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none") // nothing listens on port 1
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(PgStore::from_pool(pool));
+    let config = BatchConfig { max_events: 8, max_wait: std::time::Duration::from_millis(20), workers: 1 };
+    let batcher = Batcher::start(store, config);
+    let event = common::call_event("away-1", "CAaway1", "ringing", callhook::domain::EventType::Ringing);
+    let first = batcher.record(&event).await;
+    assert!(matches!(&first, Err(StoreError::Unavailable(m)) if !m.contains("a moment ago")), "{first:?}");
+    let next = batcher.record(&event).await;
+    assert!(matches!(&next, Err(StoreError::Unavailable(m)) if m.contains("did not answer a moment ago")), "{next:?}");
+}

@@ -11,7 +11,8 @@
 //! one callback) is split: each callback is recorded alone, so every request gets
 //! the answer it would have got without batching. A batch that failed because the
 //! store is away (a prompt probe fails too) answers every callback unavailable at
-//! once, and for a second after that callbacks are answered so without queueing.
+//! once; for a second after that, a callback is first checked with a prompt probe
+//! and answered so at once if the store still does not answer, without queueing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -69,8 +70,12 @@ impl Batcher {
 
     /// Records `event` in the next batch; the answer `Store::record_event` would give.
     pub async fn record(&self, event: &CallEvent) -> StoreResult<Recorded> {
+        // Found away a moment ago: a prompt probe decides, not a connection timeout.
         if self.shared.away() {
-            return Err(away_error());
+            if !self.shared.store_answers().await {
+                return Err(away_error());
+            }
+            *self.shared.away_until.lock().expect("not poisoned") = None;
         }
         self.started.get_or_init(|| {
             for _ in 0..self.shared.config.workers {
