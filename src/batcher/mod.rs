@@ -150,7 +150,7 @@ impl Shared {
     }
 
     async fn record(&self, jobs: Vec<Job>) {
-        let events: Vec<CallEvent> = jobs.iter().map(|j| j.event.clone()).collect();
+        let (events, replies): (Vec<CallEvent>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
         metrics::histogram!(telemetry::BATCH_EVENTS).record(events.len() as f64);
         let started = Instant::now();
         let answers = if self.away() {
@@ -177,8 +177,8 @@ impl Shared {
                     tracing::info!(error = %e, events = events.len(), "batch failed; recording its callbacks one by one");
                     metrics::counter!(telemetry::BATCH_SPLITS).increment(1);
                     let mut answers = Vec::with_capacity(events.len());
-                    for (event, job) in events.iter().zip(&jobs) {
-                        answers.push(if job.reply.is_closed() {
+                    for (event, reply) in events.iter().zip(&replies) {
+                        answers.push(if reply.is_closed() {
                             Err(StoreError::Unavailable("the request was abandoned".into()))
                         } else {
                             self.store.record_event(event).await
@@ -189,8 +189,8 @@ impl Shared {
             }
         };
         metrics::histogram!(telemetry::BATCH_COMMIT).record(started.elapsed().as_secs_f64());
-        for (job, answer) in jobs.into_iter().zip(answers) {
-            let _ = job.reply.send(answer);
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
         }
     }
 }

@@ -88,13 +88,7 @@ impl FileSpool {
             .and_then(|mut f| f.write_all(b"probe").and_then(|_| f.sync_all()))
             .and_then(|_| fs::remove_file(&probe))
             .map_err(|e| setup("cannot write and sync a file", e))?;
-        let free = free_bytes(dir).map_err(|e| setup("cannot read free space", e))?;
-        if free < 1024 * 1024 {
-            return Err(SpoolError::Setup(format!(
-                "spool_dir {}: the disk is full ({free} bytes free)",
-                dir.display()
-            )));
-        }
+        check_free(dir, dir)?;
         let SpoolStatus { bytes, records, .. } = inspect(dir, max_bytes)?;
         if records > 0 {
             tracing::warn!(dir = %dir.display(), records, bytes, "the outage spool holds records from an earlier run; draining them once the store answers");
@@ -191,10 +185,7 @@ pub fn preflight(dir: &Path) -> Result<Option<String>, SpoolError> {
     };
     let probe = existing.join(format!(".callhook-probe-{}", std::process::id()));
     File::create(&probe).and_then(|_| fs::remove_file(&probe)).map_err(|e| failed("not writable", e))?;
-    let free = free_bytes(&existing).map_err(|e| failed("cannot read free space", e))?;
-    if free < 1024 * 1024 {
-        return Err(SpoolError::Setup(format!("spool_dir {}: the disk is full ({free} bytes free)", dir.display())));
-    }
+    check_free(dir, &existing)?;
     Ok((existing != dir).then(|| format!("spool_dir {} does not exist yet: serve will create it", dir.display())))
 }
 
@@ -226,6 +217,17 @@ pub fn check_dir(dir: &Path) -> Result<(), SpoolError> {
             Ok(())
         }
     }
+}
+
+/// Refuses a disk with less than 1 MiB free under `at` (`dir` itself, or the parent
+/// it will be created in).
+fn check_free(dir: &Path, at: &Path) -> Result<(), SpoolError> {
+    let free = free_bytes(at)
+        .map_err(|e| SpoolError::Setup(format!("spool_dir {}: cannot read free space: {e}", dir.display())))?;
+    if free < 1024 * 1024 {
+        return Err(SpoolError::Setup(format!("spool_dir {}: the disk is full ({free} bytes free)", dir.display())));
+    }
+    Ok(())
 }
 
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {

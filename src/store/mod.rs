@@ -65,11 +65,7 @@ pub trait Store: Send + Sync + 'static {
     /// answered. `Err` when the transaction failed and nothing was committed: the
     /// caller then records each alone. Elsewhere, one transaction per callback.
     async fn record_events(&self, events: &[CallEvent]) -> StoreResult<Vec<StoreResult<Recorded>>> {
-        let mut answers = Vec::with_capacity(events.len());
-        for event in events {
-            answers.push(self.record_event(event).await);
-        }
-        Ok(answers)
+        Ok(record_one_by_one(self, events).await)
     }
 
     async fn create_campaign(&self, new: NewCampaign) -> StoreResult<Campaign>;
@@ -213,6 +209,18 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names: `postgres://…` or `sqlite:…`.
+/// Each callback in a transaction of its own, in order.
+pub(crate) async fn record_one_by_one<S: Store + ?Sized>(
+    store: &S,
+    events: &[CallEvent],
+) -> Vec<StoreResult<Recorded>> {
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        answers.push(store.record_event(event).await);
+    }
+    answers
+}
+
 /// As [`connect`], without connecting yet (PostgreSQL only): for a service that
 /// must start while its database is away.
 pub fn connect_lazy(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {

@@ -101,11 +101,7 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn record_events(&self, events: &[CallEvent]) -> StoreResult<Vec<StoreResult<Recorded>>> {
         if !D::TRANSACTION_ABORTS_ON_ERROR {
-            let mut answers = Vec::with_capacity(events.len());
-            for event in events {
-                answers.push(self.record_event(event).await);
-            }
-            return Ok(answers);
+            return Ok(super::record_one_by_one(self, events).await);
         }
         let batched = super::batch::record_batch(self.begin().await?, events).await?;
         let mut answers = Vec::with_capacity(events.len());
