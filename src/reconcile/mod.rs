@@ -317,6 +317,9 @@ mod tests {
         spool.set_store_down(false);
         spool.remember(&SpoolStatus { records: 3, ..SpoolStatus::default() });
         assert_eq!(reconciler.spool_pending(now()).as_deref(), Some("3 callbacks still in the outage spool"));
+        // A spool that cannot be read (NATS away) does not hold passes back on a stale count.
+        spool.set_healthy(false);
+        assert_eq!(reconciler.spool_pending(now() + crate::spool::SETTLE_AFTER_OUTAGE), None);
         spool.remember(&SpoolStatus::default());
         // Back moments ago: other replicas' spools are given time to drain, then passes resume.
         assert!(reconciler.spool_pending(now()).is_some_and(|why| why.contains("came back moments ago")));

@@ -236,7 +236,9 @@ impl Spool {
         if self.store_down() {
             return Some("the store is away".into());
         }
-        let records = self.last_status().map_or(0, |s| s.records);
+        // A spool that cannot be read now (NATS away) may never be drained soon: its
+        // last count must not hold reconciliation back indefinitely.
+        let records = if self.healthy() { self.last_status().map_or(0, |s| s.records) } else { 0 };
         if records > 0 {
             return Some(format!("{records} callbacks still in the outage spool"));
         }
