@@ -17,7 +17,9 @@ use crate::providers::vonage::VonageConfig;
 use crate::providers::Providers;
 use crate::secret::Secret;
 use crate::store::Store;
+use accounts::AccountsFile;
 
+pub mod accounts;
 mod batch;
 mod outbox;
 mod server;
@@ -314,6 +316,10 @@ pub struct ServeArgs {
     /// Plivo auth token(s), comma-separated.
     #[arg(long, env = "CALLHOOK_PLIVO_AUTH_TOKENS", value_delimiter = ',', hide_env_values = true)]
     pub plivo_auth_tokens: Vec<Secret>,
+    /// Several provider accounts: a TOML file mapping each Twilio AccountSid,
+    /// SignalWire project and Plivo auth id to its keys and API credentials.
+    #[arg(long, env = "CALLHOOK_ACCOUNTS_FILE")]
+    pub accounts_file: Option<std::path::PathBuf>,
     /// DANGER: accept callbacks without checking signatures. Logs a warning on every request.
     #[arg(long, env = "CALLHOOK_INSECURE_SKIP_SIGNATURE_VERIFICATION")]
     pub insecure_skip_signature_verification: bool,
@@ -334,13 +340,25 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The accounts file's accounts (none without a file; a broken file is one of
+    /// [`problems`](Self::problems), so `serve` never starts with it).
+    pub fn accounts(&self) -> Result<AccountsFile, String> {
+        self.accounts_file.as_deref().map_or_else(|| Ok(AccountsFile::default()), AccountsFile::load)
+    }
+
     pub fn providers(&self) -> Providers {
+        let accounts = self.accounts().unwrap_or_default();
         Providers {
             twilio: TwilioConfig {
                 auth_tokens: non_empty(&self.twilio_auth_tokens),
                 shared_keys: non_empty(&self.twilio_shared_keys),
+                accounts: accounts.twilio_accounts(),
             },
-            signalwire: TwilioConfig { auth_tokens: non_empty(&self.signalwire_signing_keys), shared_keys: vec![] },
+            signalwire: TwilioConfig {
+                auth_tokens: non_empty(&self.signalwire_signing_keys),
+                shared_keys: vec![],
+                accounts: accounts.signalwire_accounts(),
+            },
             telnyx: TelnyxConfig {
                 public_keys: self
                     .telnyx_public_keys
@@ -350,7 +368,7 @@ impl ServeArgs {
                     .collect(),
             },
             vonage: VonageConfig { signature_secrets: non_empty(&self.vonage_signature_secrets) },
-            plivo: PlivoConfig { auth_tokens: non_empty(&self.plivo_auth_tokens) },
+            plivo: PlivoConfig { auth_tokens: non_empty(&self.plivo_auth_tokens), accounts: accounts.plivo_accounts() },
             insecure_skip_verification: self.insecure_skip_signature_verification,
         }
     }
@@ -358,6 +376,7 @@ impl ServeArgs {
     /// Configuration mistakes worth refusing to start over.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = vec![];
+        problems.extend(self.accounts().err());
         for key in &self.providers().telnyx.public_keys {
             if crate::providers::telnyx::parse_key(key).is_none() {
                 problems.push(format!("CALLHOOK_TELNYX_PUBLIC_KEYS: `{key}` is not a base64 Ed25519 public key"));

@@ -51,7 +51,7 @@ async fn call(store: &Arc<dyn Store>, mode: AmdMode, wait_ms: i32) -> (String, u
 /// Twilio's `AsyncAmdStatusCallback` request: no `CallStatus`.
 fn verdict(call_id: &str, sid: &str, answered_by: &str) -> axum::http::Request<axum::body::Body> {
     let f = fields(&[
-        ("AccountSid", "AC0000"),
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
         ("CallSid", sid),
         ("AnsweredBy", answered_by),
         ("MachineDetectionDuration", "2150"),
@@ -217,7 +217,7 @@ async fn odd_verdicts_are_ignored_or_refused_and_the_first_verdict_wins(store: A
     send(&app, callback(&call_id, "CA10", "in-progress")).await;
     let (code, body) = send(&app, verdict(&call_id, "CA10", "robot")).await;
     assert_eq!((code, body["status"].as_str()), (StatusCode::OK, Some("ignored")), "{body}");
-    let no_sid = fields(&[("AccountSid", "AC0000"), ("AnsweredBy", "human")]);
+    let no_sid = fields(&[("AccountSid", "AC0123456789abcdef0123456789abcdef"), ("AnsweredBy", "human")]);
     let (code, body) = send(&app, signed(&format!("/webhooks/telephony/events?call_id={call_id}"), &no_sid)).await;
     assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("missing_field")));
     send(&app, verdict(&call_id, "CA10", "human")).await;

@@ -34,7 +34,11 @@ fn script(n: usize) -> Vec<Request<Body>> {
         // a redelivery, then a callback whose campaign contradicts the call (409)
         1 => {
             let wrong = format!("/webhooks/telephony/events?call_id={call}&campaign_id={}", uuid::Uuid::new_v4());
-            let fields = common::fields(&[("AccountSid", "AC0000"), ("CallSid", &sid), ("CallStatus", "busy")]);
+            let fields = common::fields(&[
+                ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+                ("CallSid", &sid),
+                ("CallStatus", "busy"),
+            ]);
             requests.extend([
                 callback(&call, &sid, "ringing"),
                 common::signed(&wrong, &fields),

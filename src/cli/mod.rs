@@ -227,7 +227,7 @@ fn spawn_server(
 fn reconciler(args: &ServeArgs, store: Arc<dyn Store>) -> anyhow::Result<Reconciler> {
     let apis = args
         .reconcile
-        .apis(&args.twilio_auth_tokens, &args.plivo_auth_tokens)
+        .apis(&args.twilio_auth_tokens, &args.plivo_auth_tokens, &args.accounts().map_err(anyhow::Error::msg)?)
         .context("configuring the providers' REST clients")?;
     if apis.is_empty() {
         tracing::warn!("no provider REST credentials (e.g. CALLHOOK_TWILIO_ACCOUNT_SID): the reconciler times out verdicts and gives up quiet calls after reconcile_give_up_after, but cannot ask providers how they ended");

@@ -189,6 +189,11 @@ pub struct CallEvent {
     pub payload: serde_json::Value,
     /// A callback, or what the reconciler learnt from the provider's API.
     pub source: EventSource,
+    /// The provider account the callback came from: the account whose key verified
+    /// it, or the account the body names (Twilio `AccountSid`, SignalWire project).
+    /// Absent from records spooled before accounts were stored.
+    #[serde(default)]
+    pub account_sid: Option<String>,
 }
 
 impl CallEvent {

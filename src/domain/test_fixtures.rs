@@ -89,6 +89,7 @@ pub fn event(event_type: EventType, at: i64) -> CallEvent {
         error_message: None,
         payload: serde_json::json!({}),
         source: EventSource::Callback,
+        account_sid: None,
     }
 }
 

@@ -71,6 +71,11 @@ pub struct RegisterCall {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// The provider account placing the call (Twilio `AccountSid`, SignalWire
+    /// project, Plivo auth id): callbacks of another account are refused (409).
+    /// Without it, the call belongs to the account of its first callback.
+    #[serde(default)]
+    pub account_sid: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -198,6 +203,15 @@ pub async fn register_call(
     ApiJson(body): ApiJson<RegisterCall>,
 ) -> Result<(StatusCode, Json<RegisteredCall>), ApiError> {
     let provider = body.provider.unwrap_or(app.default_provider);
+    if let Some(account) = &body.account_sid {
+        if !app.providers.knows_account(provider, account) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_account",
+                format!("account `{account}` is not configured for {provider} (CALLHOOK_ACCOUNTS_FILE)"),
+            ));
+        }
+    }
     let new = NewAttempt {
         contact_id: body.contact_id,
         campaign_id: body.campaign_id,
@@ -205,6 +219,7 @@ pub async fn register_call(
         call_id: body.call_id,
         provider_call_id: body.provider_call_id,
         metadata: body.metadata,
+        account_sid: body.account_sid,
     };
     let registered = app.store.register_attempt(new).await?;
     let a = &registered.attempt;

@@ -103,6 +103,7 @@ impl From<WebhookError> for ApiError {
             MissingSignature(_) => (StatusCode::FORBIDDEN, "missing_signature"),
             InvalidSignature(_) | UrlMismatch => (StatusCode::FORBIDDEN, "invalid_signature"),
             NotConfigured(_) => (StatusCode::FORBIDDEN, "provider_not_configured"),
+            UnknownAccount(_) => (StatusCode::FORBIDDEN, "unknown_account"),
             UnsupportedProvider(_) => (StatusCode::NOT_FOUND, "unsupported_provider"),
             UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_body"),

@@ -221,6 +221,7 @@ fn signature_failure(err: &WebhookError) -> Option<&'static str> {
         WebhookError::InvalidSignature(_) => Some("invalid"),
         WebhookError::UrlMismatch => Some("url_mismatch"),
         WebhookError::NotConfigured(_) => Some("not_configured"),
+        WebhookError::UnknownAccount(_) => Some("unknown_account"),
         _ => None,
     }
 }

@@ -18,6 +18,7 @@ use http::HeaderMap;
 use uuid::Uuid;
 
 use crate::domain::{CallEvent, Provider};
+use crate::secret::Secret;
 
 /// A webhook request as received, before anything is trusted.
 #[derive(Debug, Clone)]
@@ -51,12 +52,19 @@ impl InboundRequest {
 pub struct Verified<T> {
     request: InboundRequest,
     body: T,
+    account: Option<String>,
 }
 
 impl<T> Verified<T> {
     /// Only this module tree may vouch for a request.
     fn new(request: InboundRequest, body: T) -> Self {
-        Verified { request, body }
+        Verified { request, body, account: None }
+    }
+
+    /// The provider account the callback came from, when known.
+    fn with_account(mut self, account: Option<&str>) -> Self {
+        self.account = account.map(str::to_owned);
+        self
     }
 
     pub fn request(&self) -> &InboundRequest {
@@ -81,6 +89,9 @@ pub enum WebhookError {
     UrlMismatch,
     #[error("no signing credentials are configured for provider `{0}`")]
     NotConfigured(Provider),
+    /// Accounts are configured and the callback names none of them.
+    #[error("account `{0}` is not configured")]
+    UnknownAccount(String),
     #[error("provider `{0}` is not supported yet")]
     UnsupportedProvider(String),
     #[error("unsupported content type `{0}`")]
@@ -182,6 +193,53 @@ fn storable(event: &CallEvent) -> Result<(), WebhookError> {
     Ok(())
 }
 
+/// One provider account: its id (Twilio `AccountSid`, SignalWire project id, Plivo
+/// auth id) and the secrets its callbacks are signed with (several for rotation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub tokens: Vec<Secret>,
+}
+
+/// The keys that may have signed a callback, each with the account it belongs to
+/// (`None`: the single-account keys). `claimed` is the account the body names:
+/// a configured account is checked with its own keys only, so a callback signed
+/// with one account's token cannot pass as another's; an account not configured
+/// is refused when only accounts are configured, and checked with the
+/// single-account keys otherwise (the configuration before accounts existed).
+pub(crate) fn keyring<'a>(
+    provider: Provider,
+    single: &'a [Secret],
+    accounts: &'a [Account],
+    claimed: Option<&str>,
+) -> Result<Vec<(Option<&'a str>, &'a Secret)>, WebhookError> {
+    let of = |a: &'a Account| a.tokens.iter().map(move |t| (Some(a.id.as_str()), t));
+    let keys: Vec<_> = match claimed.map(|c| (c, accounts.iter().find(|a| a.id == c))) {
+        Some((_, Some(account))) => of(account).collect(),
+        Some((claimed, None)) if single.is_empty() && !accounts.is_empty() => {
+            return Err(WebhookError::UnknownAccount(claimed.to_owned()))
+        }
+        Some((_, None)) => single.iter().map(|t| (None, t)).collect(),
+        None => single.iter().map(|t| (None, t)).chain(accounts.iter().flat_map(of)).collect(),
+    };
+    if keys.is_empty() {
+        return Err(WebhookError::NotConfigured(provider));
+    }
+    Ok(keys)
+}
+
+/// Parses a verified callback and records its account: the one whose key verified
+/// it, else the one its body names (the parser reads that).
+fn with_account<T>(
+    verified: Verified<T>,
+    parse: impl FnOnce(Verified<T>) -> Result<CallEvent, WebhookError>,
+) -> Result<CallEvent, WebhookError> {
+    let account = verified.account.clone();
+    let mut event = parse(verified)?;
+    event.account_sid = account.or(event.account_sid);
+    Ok(event)
+}
+
 /// Every provider's credentials and the insecure switch: turns raw requests into
 /// events.
 #[derive(Debug, Clone, Default)]
@@ -226,7 +284,7 @@ impl Providers {
                 } else {
                     twilio::verify_scheme(scheme, config, request)?
                 };
-                twilio::parse_scheme(scheme, verified, received_at)?
+                with_account(verified, |v| twilio::parse_scheme(scheme, v, received_at))?
             }
             Provider::Telnyx => {
                 let verified = if insecure {
@@ -234,7 +292,7 @@ impl Providers {
                 } else {
                     telnyx::verify(&self.telnyx, request, received_at)?
                 };
-                telnyx::parse(verified, received_at)?
+                with_account(verified, |v| telnyx::parse(v, received_at))?
             }
             Provider::Vonage => {
                 let verified = if insecure {
@@ -242,7 +300,7 @@ impl Providers {
                 } else {
                     vonage::verify(&self.vonage, request, received_at)?
                 };
-                vonage::parse(verified, received_at)?
+                with_account(verified, |v| vonage::parse(v, received_at))?
             }
             Provider::Plivo => {
                 let verified = if insecure {
@@ -250,11 +308,23 @@ impl Providers {
                 } else {
                     plivo::verify(&self.plivo, request)?
                 };
-                plivo::parse(verified, received_at)?
+                with_account(verified, |v| plivo::parse(v, received_at))?
             }
         };
         storable(&event)?;
         Ok(event)
+    }
+
+    /// May a call be registered under `account`? Any account when the provider has
+    /// no accounts configured (one account's keys, or none).
+    pub fn knows_account(&self, provider: Provider, account: &str) -> bool {
+        let accounts = match provider {
+            Provider::Twilio => &self.twilio.accounts,
+            Provider::SignalWire => &self.signalwire.accounts,
+            Provider::Plivo => &self.plivo.accounts,
+            Provider::Telnyx | Provider::Vonage => return true,
+        };
+        accounts.is_empty() || accounts.iter().any(|a| a.id == account)
     }
 
     /// Providers with at least one credential configured.

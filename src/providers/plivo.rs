@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::form::{self, Fields};
-use super::{Correlation, InboundRequest, Verified, WebhookError};
+use super::{keyring, Account, Correlation, InboundRequest, Verified, WebhookError};
 use crate::domain::{CallEvent, EventType, Provider};
 use crate::secret::Secret;
 
@@ -23,6 +23,8 @@ pub const NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
 #[derive(Debug, Clone, Default)]
 pub struct PlivoConfig {
     pub auth_tokens: Vec<Secret>,
+    /// Several accounts, by auth id.
+    pub accounts: Vec<Account>,
 }
 
 pub fn decode_body(request: &InboundRequest) -> Result<Fields, WebhookError> {
@@ -83,19 +85,16 @@ pub fn verify(config: &PlivoConfig, request: InboundRequest) -> Result<Verified<
     let fields = decode_body(&request)?;
     let header = request.header(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature(SIGNATURE_HEADER))?;
     let nonce = request.header(NONCE_HEADER).ok_or(WebhookError::MissingSignature(NONCE_HEADER))?;
-    if config.auth_tokens.is_empty() {
-        return Err(WebhookError::NotConfigured(Provider::Plivo));
-    }
+    // Plivo's callbacks do not name the account: the key that verifies tells it.
+    let keys = keyring(Provider::Plivo, &config.auth_tokens, &config.accounts, None)?;
     let base = signed_base(&request.url, &fields)?;
     let candidates: Vec<Vec<u8>> = header.split(',').filter_map(|s| BASE64.decode(s.trim()).ok()).collect();
-    let matched = config
-        .auth_tokens
+    let matched = keys
         .iter()
-        .any(|token| candidates.iter().any(|sig| mac(token.expose(), &base, nonce).verify_slice(sig).is_ok()));
-    if matched {
-        Ok(Verified::new(request, fields))
-    } else {
-        Err(WebhookError::InvalidSignature("signature does not match".into()))
+        .find(|(_, token)| candidates.iter().any(|sig| mac(token.expose(), &base, nonce).verify_slice(sig).is_ok()));
+    match matched {
+        Some((account, _)) => Ok(Verified::new(request, fields).with_account(*account)),
+        None => Err(WebhookError::InvalidSignature("signature does not match".into())),
     }
 }
 
@@ -161,6 +160,7 @@ pub fn parse(verified: Verified<Fields>, received_at: DateTime<Utc>) -> Result<C
         error_message: if failed { text("HangupCause") } else { None },
         payload: form::to_json(fields),
         source: crate::domain::EventSource::Callback,
+        account_sid: None,
     })
 }
 
@@ -186,7 +186,7 @@ mod tests {
     }
 
     fn config(token: &str) -> PlivoConfig {
-        PlivoConfig { auth_tokens: vec![Secret::new(token)] }
+        PlivoConfig { auth_tokens: vec![Secret::new(token)], accounts: vec![] }
     }
 
     // Vectors computed with a Python transcription of plivo-python's V3 helpers.

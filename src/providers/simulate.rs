@@ -44,6 +44,9 @@ impl Signed {
 
 /// Credentials for every provider, on both sides.
 pub struct Signer {
+    /// The `AccountSid` Twilio callbacks name (SignalWire: the project id).
+    pub twilio_account: String,
+    pub signalwire_project: String,
     pub twilio_token: String,
     pub signalwire_key: String,
     pub telnyx_key: SigningKey,
@@ -55,7 +58,17 @@ impl Signer {
     /// Keys derived from `seed`, so two runs with one seed agree.
     pub fn from_seed(seed: &str) -> Self {
         let digest: [u8; 32] = Sha256::digest(seed.as_bytes()).into();
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Signer {
+            twilio_account: format!("AC{hex}"),
+            signalwire_project: format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            ),
             twilio_token: format!("{seed}-twilio"),
             signalwire_key: format!("PSK{seed}-signalwire"),
             telnyx_key: SigningKey::from_bytes(&digest),
@@ -129,7 +142,7 @@ impl Signer {
     /// [`Signer::callback`] reporting an event that happened at `happened` (unix
     /// seconds) while signed at `now`: a simulation running on a clock of its own.
     pub fn callback_at(&self, provider: Provider, url: &str, cb: &Callback<'_>, now: i64, happened: i64) -> Signed {
-        let (content_type, body) = body(provider, cb, happened);
+        let (content_type, body) = self.body(provider, cb, happened);
         self.sign(provider, url, content_type, body, now)
     }
 }
@@ -177,81 +190,87 @@ fn word(provider: Provider, event: Option<EventType>, machine: bool) -> &'static
     }
 }
 
-fn body(provider: Provider, cb: &Callback<'_>, now: i64) -> (&'static str, Vec<u8>) {
-    const FORM: &str = "application/x-www-form-urlencoded";
-    const JSON: &str = "application/json";
-    let machine = cb.answered_by.is_some_and(|a| a != "human");
-    let status = word(provider, cb.event, machine);
-    let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
-    let duration = cb.duration_seconds.unwrap_or(0).to_string();
-    match provider {
-        Provider::Twilio | Provider::SignalWire => {
-            let mut f = vec![
-                ("AccountSid", "AC00000000000000000000000000000000".to_owned()),
-                ("CallSid", cb.provider_call_id.to_owned()),
-                ("CallStatus", status.to_owned()),
-                ("Direction", "outbound-api".to_owned()),
-                ("From", "+15005550006".to_owned()),
-                ("To", "+14155550100".to_owned()),
-                ("Timestamp", at.to_rfc2822()),
-            ];
-            if let Some(a) = cb.answered_by {
-                f.push(("AnsweredBy", if a == "machine" { "machine_start".to_owned() } else { a.to_owned() }));
+impl Signer {
+    fn body(&self, provider: Provider, cb: &Callback<'_>, now: i64) -> (&'static str, Vec<u8>) {
+        const FORM: &str = "application/x-www-form-urlencoded";
+        const JSON: &str = "application/json";
+        let machine = cb.answered_by.is_some_and(|a| a != "human");
+        let status = word(provider, cb.event, machine);
+        let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+        let duration = cb.duration_seconds.unwrap_or(0).to_string();
+        match provider {
+            Provider::Twilio | Provider::SignalWire => {
+                let mut f = vec![
+                    (
+                        "AccountSid",
+                        if provider == Provider::Twilio { &self.twilio_account } else { &self.signalwire_project }
+                            .clone(),
+                    ),
+                    ("CallSid", cb.provider_call_id.to_owned()),
+                    ("CallStatus", status.to_owned()),
+                    ("Direction", "outbound-api".to_owned()),
+                    ("From", "+15005550006".to_owned()),
+                    ("To", "+14155550100".to_owned()),
+                    ("Timestamp", at.to_rfc2822()),
+                ];
+                if let Some(a) = cb.answered_by {
+                    f.push(("AnsweredBy", if a == "machine" { "machine_start".to_owned() } else { a.to_owned() }));
+                }
+                if cb.duration_seconds.is_some() {
+                    f.push(("CallDuration", duration));
+                }
+                (FORM, encode_form(&f))
             }
-            if cb.duration_seconds.is_some() {
-                f.push(("CallDuration", duration));
+            Provider::Plivo => {
+                let mut f = vec![
+                    ("CallUUID", cb.provider_call_id.to_owned()),
+                    ("CallStatus", status.to_owned()),
+                    ("Direction", "outbound".to_owned()),
+                    ("From", "15005550006".to_owned()),
+                    ("To", "14155550100".to_owned()),
+                    ("EndTime", at.format("%Y-%m-%d %H:%M:%S").to_string()),
+                ];
+                if let Some(a) = cb.answered_by {
+                    f.push(("Machine", (a != "human").to_string()));
+                }
+                if cb.duration_seconds.is_some() {
+                    f.push(("Duration", duration));
+                }
+                (FORM, encode_form(&f))
             }
-            (FORM, encode_form(&f))
-        }
-        Provider::Plivo => {
-            let mut f = vec![
-                ("CallUUID", cb.provider_call_id.to_owned()),
-                ("CallStatus", status.to_owned()),
-                ("Direction", "outbound".to_owned()),
-                ("From", "15005550006".to_owned()),
-                ("To", "14155550100".to_owned()),
-                ("EndTime", at.format("%Y-%m-%d %H:%M:%S").to_string()),
-            ];
-            if let Some(a) = cb.answered_by {
-                f.push(("Machine", (a != "human").to_string()));
+            Provider::Vonage => {
+                let mut b = serde_json::json!({
+                    "uuid": cb.provider_call_id, "conversation_uuid": format!("CON-{}", cb.provider_call_id),
+                    "status": status, "direction": "outbound", "from": "15005550006", "to": "14155550100",
+                    "timestamp": at.to_rfc3339(),
+                });
+                if cb.duration_seconds.is_some() {
+                    b["duration"] = duration.into();
+                }
+                (JSON, serde_json::to_vec(&b).expect("JSON"))
             }
-            if cb.duration_seconds.is_some() {
-                f.push(("Duration", duration));
+            Provider::Telnyx => {
+                let (event_type, mut payload) = if status.starts_with("call.") {
+                    (status.to_owned(), serde_json::json!({}))
+                } else {
+                    ("call.hangup".to_owned(), serde_json::json!({ "hangup_cause": status }))
+                };
+                payload["call_control_id"] = cb.provider_call_id.into();
+                if machine || cb.answered_by == Some("human") {
+                    payload["result"] = if machine { "machine" } else { "human" }.into();
+                }
+                if let Some(d) = cb.duration_seconds {
+                    let start = at - chrono::Duration::seconds(i64::from(d));
+                    payload["start_time"] = start.to_rfc3339().into();
+                    payload["end_time"] = at.to_rfc3339().into();
+                }
+                let b = serde_json::json!({
+                    "data": {"event_type": event_type, "id": format!("{}:{}", cb.provider_call_id, status),
+                             "occurred_at": at.to_rfc3339(), "payload": payload, "record_type": "event"},
+                    "meta": {"attempt": 1},
+                });
+                (JSON, serde_json::to_vec(&b).expect("JSON"))
             }
-            (FORM, encode_form(&f))
-        }
-        Provider::Vonage => {
-            let mut b = serde_json::json!({
-                "uuid": cb.provider_call_id, "conversation_uuid": format!("CON-{}", cb.provider_call_id),
-                "status": status, "direction": "outbound", "from": "15005550006", "to": "14155550100",
-                "timestamp": at.to_rfc3339(),
-            });
-            if cb.duration_seconds.is_some() {
-                b["duration"] = duration.into();
-            }
-            (JSON, serde_json::to_vec(&b).expect("JSON"))
-        }
-        Provider::Telnyx => {
-            let (event_type, mut payload) = if status.starts_with("call.") {
-                (status.to_owned(), serde_json::json!({}))
-            } else {
-                ("call.hangup".to_owned(), serde_json::json!({ "hangup_cause": status }))
-            };
-            payload["call_control_id"] = cb.provider_call_id.into();
-            if machine || cb.answered_by == Some("human") {
-                payload["result"] = if machine { "machine" } else { "human" }.into();
-            }
-            if let Some(d) = cb.duration_seconds {
-                let start = at - chrono::Duration::seconds(i64::from(d));
-                payload["start_time"] = start.to_rfc3339().into();
-                payload["end_time"] = at.to_rfc3339().into();
-            }
-            let b = serde_json::json!({
-                "data": {"event_type": event_type, "id": format!("{}:{}", cb.provider_call_id, status),
-                         "occurred_at": at.to_rfc3339(), "payload": payload, "record_type": "event"},
-                "meta": {"attempt": 1},
-            });
-            (JSON, serde_json::to_vec(&b).expect("JSON"))
         }
     }
 }

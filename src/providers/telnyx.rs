@@ -145,6 +145,7 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         error_message: if failed { cause } else { None },
         payload: body.clone(),
         source: crate::domain::EventSource::Callback,
+        account_sid: None,
     })
 }
 

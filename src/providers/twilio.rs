@@ -28,7 +28,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::form::{self, Fields};
-use super::{Correlation, InboundRequest, Verified, WebhookError};
+use super::{keyring, Account, Correlation, InboundRequest, Verified, WebhookError};
 use crate::domain::{CallEvent, EventType, Provider};
 use crate::secret::Secret;
 
@@ -85,6 +85,15 @@ pub const SIGNALWIRE: Scheme = Scheme {
 pub struct TwilioConfig {
     pub auth_tokens: Vec<Secret>,
     pub shared_keys: Vec<Secret>,
+    /// Several accounts (SignalWire: projects), each with its own tokens; the
+    /// callback's `AccountSid` selects one.
+    pub accounts: Vec<Account>,
+}
+
+/// The account a callback's body names: Twilio's and SignalWire's `AccountSid`,
+/// or a SignalWire RELAY event's `project_id`.
+pub fn claimed_account(body: &TwilioBody) -> Option<&str> {
+    form::non_empty(&body.fields, "AccountSid").or_else(|| form::non_empty(&body.fields, "project_id")).map(str::trim)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,31 +146,32 @@ pub fn verify_scheme(
         request.header(scheme.signature_header).ok_or(WebhookError::MissingSignature(scheme.signature_header))?;
     // SignalWire's JSON scheme: 40 hex digits (a Twilio-style signature is base64,
     // 28 characters).
+    let claimed = claimed_account(&body).map(str::to_owned);
     if scheme.raw_body_hex && body.json.is_some() && is_hex_sha1(header.trim()) {
-        if config.auth_tokens.is_empty() {
-            return Err(WebhookError::NotConfigured(scheme.provider));
-        }
+        let keys = keyring(scheme.provider, &config.auth_tokens, &config.accounts, claimed.as_deref())?;
         let signature = header.trim().to_owned();
-        let matched = url_variants(&request.url).iter().any(|url| {
-            config.auth_tokens.iter().any(|key| {
+        let urls = url_variants(&request.url);
+        let matched = keys.iter().find(|(_, key)| {
+            urls.iter().any(|url| {
                 let expected = raw_body_signature(key.expose(), url, &request.body);
                 bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
             })
         });
-        if !matched {
+        let Some((account, _)) = matched else {
             return Err(WebhookError::InvalidSignature("signature does not match the URL and body".into()));
-        }
-        return Ok(Verified::new(request, body));
+        };
+        let account = account.or(claimed.as_deref()).map(str::to_owned);
+        return Ok(Verified::new(request, body).with_account(account.as_deref()));
     }
     let signature =
         BASE64.decode(header.trim()).map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
+    // Shared keys (webhook signature settings) belong to no account in particular.
     let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
-        None => (Algorithm::HmacSha1, &config.auth_tokens),
-        Some(settings) => (settings_algorithm(settings)?, &config.shared_keys),
+        None => {
+            (Algorithm::HmacSha1, keyring(scheme.provider, &config.auth_tokens, &config.accounts, claimed.as_deref())?)
+        }
+        Some(settings) => (settings_algorithm(settings)?, keyring(scheme.provider, &config.shared_keys, &[], None)?),
     };
-    if keys.is_empty() {
-        return Err(WebhookError::NotConfigured(scheme.provider));
-    }
 
     let signed_fields: &[(String, String)] = if body.json.is_some() {
         check_body_hash(&request)?;
@@ -169,16 +179,18 @@ pub fn verify_scheme(
     } else {
         &body.fields
     };
-    let signed_over = |url: &str| {
-        signing_strings(scheme, url, signed_fields).iter().any(|data| {
-            keys.iter().any(|key| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
+    let signed_by = |url: &str| {
+        let strings = signing_strings(scheme, url, signed_fields);
+        keys.iter().find(|(_, key)| {
+            strings.iter().any(|data| mac_matches(algorithm, key.expose().as_bytes(), data.as_bytes(), &signature))
         })
     };
     let candidates = url_variants(&request.url);
-    if !candidates.iter().any(|url| signed_over(url)) {
-        return Err(explain_mismatch(&request, &candidates, signed_over));
-    }
-    Ok(Verified::new(request, body))
+    let Some((account, _)) = candidates.iter().find_map(|url| signed_by(url)) else {
+        return Err(explain_mismatch(&request, &candidates, |url| signed_by(url).is_some()));
+    };
+    let account = account.or(claimed.as_deref()).map(str::to_owned);
+    Ok(Verified::new(request, body).with_account(account.as_deref()))
 }
 
 /// A signature that matches none of the URL's variants. The most common cause by
@@ -478,6 +490,7 @@ pub fn parse_scheme(
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
         source: crate::domain::EventSource::Callback,
+        account_sid: claimed_account(body).map(str::to_owned),
     })
 }
 

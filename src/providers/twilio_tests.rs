@@ -23,7 +23,7 @@ fn doc_fields() -> Fields {
 }
 
 fn config() -> TwilioConfig {
-    TwilioConfig { auth_tokens: vec![Secret::new(TOKEN)], shared_keys: vec![] }
+    TwilioConfig { auth_tokens: vec![Secret::new(TOKEN)], shared_keys: vec![], accounts: vec![] }
 }
 
 fn form_body(fields: &[(String, String)]) -> Bytes {
@@ -132,7 +132,11 @@ fn shared_key_scheme_uses_the_named_algorithm() {
     let req = || request(DOC_URL, "application/x-www-form-urlencoded", form_body(&doc_fields()), &settings);
     assert!(matches!(verify(&config(), req()), Err(WebhookError::NotConfigured(Provider::Twilio))));
 
-    let cfg = TwilioConfig { auth_tokens: vec![], shared_keys: vec![Secret::new("old"), Secret::new("sk_secret")] };
+    let cfg = TwilioConfig {
+        auth_tokens: vec![],
+        shared_keys: vec![Secret::new("old"), Secret::new("sk_secret")],
+        accounts: vec![],
+    };
     assert!(verify(&cfg, req()).is_ok());
 
     let bad = [
@@ -145,7 +149,11 @@ fn shared_key_scheme_uses_the_named_algorithm() {
 
 #[test]
 fn rotation_accepts_any_configured_token() {
-    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("new-token"), Secret::new(TOKEN)], shared_keys: vec![] };
+    let cfg = TwilioConfig {
+        auth_tokens: vec![Secret::new("new-token"), Secret::new(TOKEN)],
+        shared_keys: vec![],
+        accounts: vec![],
+    };
     assert!(verify(&cfg, form_request(DOC_URL, &doc_fields(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")).is_ok());
 }
 
@@ -260,7 +268,7 @@ fn signalwire_signs_repeated_values_in_arrival_order_with_its_own_header() {
         sign_scheme(&SIGNALWIRE, Algorithm::HmacSha1, "PSK_signing_key", url, &fields),
         "PC0o+vaMeXCn7cb+kR7AkDSNdpY="
     );
-    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![] };
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![], accounts: vec![] };
     let req = request(
         url,
         "application/x-www-form-urlencoded",
@@ -292,7 +300,7 @@ fn signalwire_accepts_repeated_values_sorted_too_and_twilio_only_sorted() {
     // Python: HMAC-SHA1 over URL + CallSidabc + CallStatusringing + Tagalpha + Tagzeta.
     let sorted = "6lJAlN3XY+HwUv9YNdI3DOzDaMc=";
     let arrival = "PC0o+vaMeXCn7cb+kR7AkDSNdpY=";
-    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![] };
+    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_signing_key")], shared_keys: vec![], accounts: vec![] };
     let req = |header: &'static str, sig: &str| {
         request(url, "application/x-www-form-urlencoded", form_body(&fields), &[(header, sig)])
     };
@@ -322,7 +330,11 @@ fn signalwire_json_is_a_hex_hmac_over_url_and_raw_body() {
     let sig = "b18500437ebb010220ddd770cbe6fd531ea0ba0d";
     let key = "PSK_7TruNcSNTxp4zNrykMj4EPzF";
     assert_eq!(raw_body_signature(key, url, body.as_bytes()), sig);
-    let cfg = TwilioConfig { auth_tokens: vec![Secret::new("PSK_old"), Secret::new(key)], shared_keys: vec![] };
+    let cfg = TwilioConfig {
+        auth_tokens: vec![Secret::new("PSK_old"), Secret::new(key)],
+        shared_keys: vec![],
+        accounts: vec![],
+    };
     let event = parse_scheme(
         &SIGNALWIRE,
         verify_scheme(&SIGNALWIRE, &cfg, signalwire_json(url, body, sig)).unwrap(),
@@ -340,7 +352,7 @@ fn signalwire_json_is_a_hex_hmac_over_url_and_raw_body() {
     let unconfigured = verify_scheme(&SIGNALWIRE, &TwilioConfig::default(), signalwire_json(url, body, sig));
     assert!(matches!(unconfigured, Err(WebhookError::NotConfigured(Provider::SignalWire))));
     // Twilio has no such scheme: its JSON callbacks need `bodySHA256`.
-    let cfg_twilio = TwilioConfig { auth_tokens: vec![Secret::new(key)], shared_keys: vec![] };
+    let cfg_twilio = TwilioConfig { auth_tokens: vec![Secret::new(key)], shared_keys: vec![], accounts: vec![] };
     let req = request(url, "application/json", Bytes::from(body), &[(SIGNATURE_HEADER, sig)]);
     assert!(matches!(verify(&cfg_twilio, req), Err(WebhookError::InvalidSignature(m)) if m.contains("bodySHA256")));
 }

@@ -132,6 +132,7 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         error_message: if failed { text("reason").or_else(|| text("detail")) } else { None },
         payload: body.clone(),
         source: crate::domain::EventSource::Callback,
+        account_sid: None,
     })
 }
 

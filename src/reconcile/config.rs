@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::ReconcilerConfig;
+use crate::config::accounts::AccountsFile;
 use crate::domain::stranded::Timeouts;
 use crate::providers::api::{
     ApiError, CallApi, PlivoApi, PlivoApiConfig, TelnyxApi, TelnyxApiConfig, TwilioApi, TwilioApiConfig, VonageApi,
@@ -136,7 +137,12 @@ impl ReconcileArgs {
 
     /// The REST clients of every provider with credentials. Twilio's and Plivo's
     /// auth tokens are the first of those that verify their callbacks, as SPEC §9 says.
-    pub fn apis(&self, twilio_tokens: &[Secret], plivo_tokens: &[Secret]) -> Result<Vec<Arc<dyn CallApi>>, ApiError> {
+    pub fn apis(
+        &self,
+        twilio_tokens: &[Secret],
+        plivo_tokens: &[Secret],
+        accounts: &AccountsFile,
+    ) -> Result<Vec<Arc<dyn CallApi>>, ApiError> {
         let timeout = Duration::from_secs(self.provider_api_timeout_secs.max(1));
         let mut apis: Vec<Arc<dyn CallApi>> = vec![];
         if let Some(sid) = &self.twilio_account_sid {
@@ -186,6 +192,46 @@ impl ReconcileArgs {
             };
             apis.push(Arc::new(PlivoApi::new(cfg)?));
         }
+        self.account_apis(accounts, timeout, &mut apis)?;
         Ok(apis)
+    }
+
+    /// One client per account of the accounts file that has API credentials; the
+    /// reconciler asks the one of the call's account.
+    fn account_apis(
+        &self,
+        accounts: &AccountsFile,
+        timeout: Duration,
+        apis: &mut Vec<Arc<dyn CallApi>>,
+    ) -> Result<(), ApiError> {
+        for a in &accounts.twilio {
+            let Some(token) = a.auth_tokens.first() else { continue };
+            let mut cfg = TwilioApiConfig::twilio(&a.account_sid, token.clone());
+            if let (Some(key), Some(secret)) = (&a.api_key, &a.api_secret) {
+                cfg = cfg.with_api_key(key, secret.clone());
+            }
+            apis.push(Arc::new(TwilioApi::new(TwilioApiConfig {
+                base_url: self.twilio_api_base.clone(),
+                timeout,
+                ..cfg
+            })?));
+        }
+        for a in &accounts.signalwire {
+            if let (Some(base), Some(token)) = (&a.space_url, &a.api_token) {
+                let cfg = TwilioApiConfig::signalwire(base, &a.project_id, token.clone());
+                apis.push(Arc::new(TwilioApi::new(TwilioApiConfig { timeout, ..cfg })?));
+            }
+        }
+        for a in &accounts.plivo {
+            if let Some(token) = a.auth_tokens.first() {
+                let cfg = PlivoApiConfig {
+                    base_url: self.plivo_api_base.clone(),
+                    timeout,
+                    ..PlivoApiConfig::new(&a.auth_id, token.clone())
+                };
+                apis.push(Arc::new(PlivoApi::new(cfg)?));
+            }
+        }
+        Ok(())
     }
 }

@@ -49,5 +49,6 @@ pub fn to_event(attempt: &Attempt, snapshot: CallSnapshot, now: DateTime<Utc>) -
         error_message: snapshot.error_message,
         payload: snapshot.raw,
         source: EventSource::Reconcile,
+        account_sid: snapshot.account,
     }
 }

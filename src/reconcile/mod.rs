@@ -29,7 +29,7 @@ pub use event::{reconcile_dedupe_key, to_event};
 
 use crate::clock::Clock;
 use crate::domain::stranded::Timeouts;
-use crate::domain::Provider;
+use crate::domain::{Attempt, Provider};
 use crate::providers::api::{ApiError, CallApi};
 use crate::store::{Cutoffs, Lease, Quiet, RecordOutcome, SettleRule, Store, StoreResult};
 
@@ -116,7 +116,8 @@ impl Pass {
 
 pub struct Reconciler {
     store: Arc<dyn Store>,
-    apis: HashMap<Provider, Arc<dyn CallApi>>,
+    /// Each provider's clients, one per account.
+    apis: HashMap<Provider, Vec<Arc<dyn CallApi>>>,
     config: ReconcilerConfig,
     clock: Clock,
     /// This replica's outage spool: callbacks in it have not reached the store yet.
@@ -125,7 +126,11 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub fn new(store: Arc<dyn Store>, apis: Vec<Arc<dyn CallApi>>, config: ReconcilerConfig, clock: Clock) -> Self {
-        let apis = apis.into_iter().map(|api| (api.provider(), api)).collect();
+        let mut by_provider: HashMap<Provider, Vec<Arc<dyn CallApi>>> = HashMap::new();
+        for api in apis {
+            by_provider.entry(api.provider()).or_default().push(api);
+        }
+        let apis = by_provider;
         Reconciler { store, apis, config, clock, spool: None }
     }
 
@@ -206,13 +211,25 @@ impl Reconciler {
         Ok(Some(self.look_up(lease, quiet).await))
     }
 
+    /// The client of the call's provider and account: a call placed from a known
+    /// account is only ever asked about with that account's credentials (another
+    /// account's would be told 404, and the call given up); a call whose account
+    /// is not known yet with the provider's first client.
+    fn api_for(&self, attempt: &Attempt) -> Option<&Arc<dyn CallApi>> {
+        let apis = self.apis.get(&attempt.provider)?;
+        match attempt.account_sid.as_deref() {
+            Some(account) => apis.iter().find(|api| api.account().is_none_or(|a| a == account)),
+            None => apis.first(),
+        }
+    }
+
     /// Asks the provider about one leased call and settles what it can. Never
     /// fails: every problem is logged, counted, and retried with backoff.
     async fn look_up(&self, lease: Lease, quiet: Quiet) -> Looked {
         let attempt = &quiet.attempt;
         let provider = attempt.provider;
-        let result = match (self.apis.get(&provider), attempt.provider_call_id.as_deref()) {
-            (None, _) => Err(ApiError::NotConfigured("no REST credentials for this provider")),
+        let result = match (self.api_for(attempt), attempt.provider_call_id.as_deref()) {
+            (None, _) => Err(ApiError::NotConfigured("no REST credentials for this provider or account")),
             // No callback ever named the provider's call, and the dialer did not
             // either: nothing to ask about.
             (_, None) => Err(ApiError::NotFound),

@@ -52,7 +52,8 @@ pub(crate) async fn register_attempt<T: TxOps>(mut tx: T, new: NewAttempt) -> St
     }
 
     let metadata = new.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
-    let attempt = dialled(&mut contact, call_id.clone(), new.provider, new.provider_call_id.clone(), metadata, now);
+    let mut attempt = dialled(&mut contact, call_id.clone(), new.provider, new.provider_call_id.clone(), metadata, now);
+    attempt.account_sid.clone_from(&new.account_sid);
     tx.insert_attempt(&attempt).await?;
     tx.update_contact(&contact).await?;
 

@@ -288,6 +288,16 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
     if attempt.provider_call_id.as_deref().is_some_and(|id| id != event.provider_call_id) {
         return conflict("provider call id");
     }
+    // A call belongs to the account that placed it: another account's callback
+    // (signed with that account's own, valid key) must not drive it.
+    if let (Some(ours), Some(theirs)) = (&attempt.account_sid, &event.account_sid) {
+        if ours != theirs {
+            return Err(StoreError::conflict(
+                "account_mismatch",
+                format!("call `{}` belongs to account `{ours}`, not `{theirs}`", attempt.call_id),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -296,6 +306,10 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
 fn decide_with_news(state: &Loaded, event: &CallEvent) -> Decision {
     let mut decision = decide(&state.attempt, &state.contact, &state.campaign.rules(), event);
     decision.attempt.last_event_at = state.attempt.last_event_at.max(event.received_at);
+    // A call registered without its account belongs to the first that reports on it.
+    if decision.attempt.account_sid.is_none() {
+        decision.attempt.account_sid.clone_from(&event.account_sid);
+    }
     decision
 }
 

@@ -271,11 +271,22 @@ pub struct NewAttempt {
     pub provider_call_id: Option<String>,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// The provider account placing the call; only its callbacks may drive it.
+    #[serde(default)]
+    pub account_sid: Option<String>,
 }
 
 impl NewAttempt {
     pub fn new(contact_id: Uuid, provider: Provider) -> Self {
-        NewAttempt { contact_id, campaign_id: None, provider, call_id: None, provider_call_id: None, metadata: None }
+        NewAttempt {
+            contact_id,
+            campaign_id: None,
+            provider,
+            call_id: None,
+            provider_call_id: None,
+            metadata: None,
+            account_sid: None,
+        }
     }
 
     /// The bounds a callback would be held to, so that every registered call can be
@@ -294,6 +305,12 @@ impl NewAttempt {
             return Err(StoreError::Invalid(format!(
                 "provider_call_id must be 1–{MAX_IDENTIFIER_BYTES} bytes without control characters"
             )));
+        }
+        if self.account_sid.as_deref().is_some_and(|a| !crate::text::is_token(a, 128)) {
+            return Err(StoreError::invalid(
+                "invalid_request",
+                "account_sid must be 1–128 bytes, without spaces or control characters",
+            ));
         }
         if let Some(metadata) = &self.metadata {
             if !metadata.is_object() {

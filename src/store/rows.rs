@@ -75,7 +75,7 @@ pub(crate) const ATTEMPT_COLS: &str =
 pub(crate) const EVENT_COLS: &str =
     "id, provider, dedupe_key, call_id, provider_call_id, event_type, provider_status, sequence_number, \
      occurred_at, received_at, disposition, payload, campaign_id, contact_id, duration_seconds, \
-     answered_by, error_code, error_message, source";
+     answered_by, error_code, error_message, source, account_sid";
 
 pub(crate) const OUTBOX_COLS: &str =
     "id, kind, idempotency_key, payload, status, attempts, next_run_at, last_error, created_at, delivered_at";
@@ -178,6 +178,7 @@ pub(crate) fn stored_event(r: &impl RowExt) -> StoreResult<StoredEvent> {
         disposition: r.parsed("disposition")?,
         payload: r.json("payload")?,
         source: r.parsed("source")?,
+        account_sid: r.opt_text("account_sid")?,
     })
 }
 
@@ -201,6 +202,7 @@ pub(crate) fn call_event(r: &impl RowExt) -> StoreResult<CallEvent> {
         error_message: r.opt_text("error_message")?,
         payload: r.json("payload")?,
         source: r.parsed("source")?,
+        account_sid: r.opt_text("account_sid")?,
     })
 }
 

@@ -75,6 +75,8 @@ pub struct StoredEvent {
     pub payload: Value,
     /// `callback`, or `reconcile` for what the provider's API told the reconciler.
     pub source: EventSource,
+    /// The provider account the callback came from, when known.
+    pub account_sid: Option<String>,
 }
 
 /// A row of `outbox`.

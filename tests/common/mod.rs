@@ -205,6 +205,9 @@ pub async fn postgres_unmigrated() -> Option<TestDb> {
 pub fn signer() -> Signer {
     let mut signer = Signer::from_seed("callhook-tests");
     signer.twilio_token = TOKEN.to_owned();
+    // The accounts the fake providers' APIs answer for.
+    signer.twilio_account = "AC0123456789abcdef0123456789abcdef".to_owned();
+    signer.signalwire_project = "b3877c40-da60-4998-90ad-b792e98472af".to_owned();
     signer
 }
 
@@ -305,6 +308,7 @@ pub fn call_event(
         error_message: None,
         payload: serde_json::json!({"CallSid": sid, "CallStatus": status}),
         source: callhook::domain::EventSource::Callback,
+        account_sid: None,
     }
 }
 
@@ -376,7 +380,7 @@ pub fn callback(call_id: &str, call_sid: &str, status: &str) -> Request<Body> {
 
 pub fn callback_with(call_id: &str, call_sid: &str, status: &str, extra: &[(&str, &str)]) -> Request<Body> {
     let mut f = fields(&[
-        ("AccountSid", "AC0000"),
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
         ("CallSid", call_sid),
         ("CallStatus", status),
         ("From", "+15005550006"),

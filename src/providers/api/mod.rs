@@ -120,6 +120,11 @@ pub enum ApiError {
 #[async_trait::async_trait]
 pub trait CallApi: Send + Sync {
     fn provider(&self) -> Provider;
+    /// The account these credentials belong to (Twilio account SID, SignalWire
+    /// project, Plivo auth id), where a provider has several.
+    fn account(&self) -> Option<&str> {
+        None
+    }
     async fn fetch_call(&self, provider_call_id: &str) -> Result<CallSnapshot, ApiError>;
 }
 

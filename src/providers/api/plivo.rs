@@ -118,6 +118,10 @@ impl CallApi for PlivoApi {
         Provider::Plivo
     }
 
+    fn account(&self) -> Option<&str> {
+        Some(&self.auth_id)
+    }
+
     async fn fetch_call(&self, provider_call_id: &str) -> Result<CallSnapshot, ApiError> {
         let url = format!("{}{}/", self.calls_url, super::path_segment(provider_call_id)?);
         let record = self.get(&url, false).await?;

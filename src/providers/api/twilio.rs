@@ -95,6 +95,8 @@ impl TwilioApiConfig {
 /// Reads one call from Twilio's or SignalWire's Call resource.
 pub struct TwilioApi {
     provider: Provider,
+    /// The account SID (SignalWire: project id) whose calls this client reads.
+    account: String,
     /// Up to and including `/Calls/`.
     calls_url: String,
     username: String,
@@ -130,6 +132,7 @@ impl TwilioApi {
         };
         Ok(TwilioApi {
             provider: config.provider,
+            account: account.to_owned(),
             calls_url: format!("{base}{prefix}/2010-04-01/Accounts/{}/Calls/", super::escape(account)),
             username,
             secret: config.secret,
@@ -142,6 +145,10 @@ impl TwilioApi {
 impl CallApi for TwilioApi {
     fn provider(&self) -> Provider {
         self.provider
+    }
+
+    fn account(&self) -> Option<&str> {
+        Some(&self.account)
     }
 
     async fn fetch_call(&self, provider_call_id: &str) -> Result<CallSnapshot, ApiError> {

@@ -32,6 +32,7 @@ fn event_row<'a>(e: &'a CallEvent, call_id: Option<&'a str>, disposition: Dispos
         ("error_code", (&e.error_code).into()),
         ("error_message", (&e.error_message).into()),
         ("source", e.source.as_str().into()),
+        ("account_sid", (&e.account_sid).into()),
     ]
 }
 
