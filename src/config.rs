@@ -22,10 +22,12 @@ use accounts::AccountsFile;
 pub mod accounts;
 mod batch;
 mod outbox;
+mod retention;
 mod server;
 mod spool;
 pub use batch::BatchArgs;
 pub use outbox::{OutboxArgs, SinkKind};
+pub use retention::RetentionArgs;
 pub use server::ServerArgs;
 pub use spool::{SpoolArgs, SpoolKind};
 
@@ -224,6 +226,32 @@ pub enum EventsCommand {
         #[arg(long, default_value_t = 10_000)]
         limit: i64,
     },
+    /// Remove inbox events and finished outbox jobs of calls that ended more than
+    /// DAYS ago (never of a call still open); on PostgreSQL whole monthly
+    /// partitions are dropped. Export them first with `events export`.
+    Prune {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Age in days (1–3650).
+        #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
+        older_than: i64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the inbox events received in [--since, --until) as JSON lines, oldest
+    /// first (RFC 3339 instants or UTC dates, e.g. 2026-10-01).
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        since: String,
+        #[arg(long)]
+        until: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -263,6 +291,8 @@ pub struct ServeArgs {
     pub spool: SpoolArgs,
     #[command(flatten)]
     pub batch: BatchArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// Connection overrides appended to Twilio status-callback URLs: up to 5
     /// retries on connection failures, timeouts and 5xx within Twilio's 15 s
     /// (Twilio's default is one retry, on connection failure only). Empty: none.
@@ -390,6 +420,7 @@ impl ServeArgs {
         problems.extend(self.reconcile.problems());
         problems.extend(self.server.problems());
         problems.extend(self.spool.problems());
+        problems.extend(self.retention.problems());
         problems.extend(self.batch.problems(self.database.db_max_connections));
         let ranges = [
             ("CALLHOOK_MAX_BODY_BYTES", self.max_body_bytes as u64, 1024..=16 * 1024 * 1024),
@@ -480,6 +511,7 @@ mod tests {
             "--listen=127.0.0.1:9000",
             "--metrics-listen=127.0.0.1:9000",
             "--metrics-token=",
+            "--retention-days=-3",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else { panic!("serve") };
@@ -491,6 +523,7 @@ mod tests {
             "CALLHOOK_MAX_CONCURRENT_REQUESTS",
             "CALLHOOK_METRICS_LISTEN must differ",
             "CALLHOOK_METRICS_TOKEN is set but empty",
+            "CALLHOOK_RETENTION_DAYS: the retention age must be between 1 and 3650 days, got -3",
         ] {
             assert!(problems.contains(name), "{name} in {problems}");
         }

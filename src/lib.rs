@@ -17,6 +17,7 @@ pub mod http;
 pub mod outbox;
 pub mod providers;
 pub mod reconcile;
+pub mod retention;
 pub mod secret;
 pub mod spool;
 pub mod store;

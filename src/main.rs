@@ -69,6 +69,12 @@ fn main() -> ExitCode {
                 cli::outbox_retry(&database, &ids, all_dead).await
             }
             Command::Events(EventsCommand::Replay { database, limit }) => cli::events_replay(&database, limit).await,
+            Command::Events(EventsCommand::Prune { database, older_than, json }) => {
+                cli::events::prune(&database, older_than, json).await
+            }
+            Command::Events(EventsCommand::Export { database, since, until, output }) => {
+                cli::events::export(&database, &since, &until, output.as_deref()).await
+            }
             Command::Reconcile(args) => cli::reconcile(args).await,
             Command::Spool(SpoolCommand::Status { serve, json }) => cli::spool::status(&serve, json).await,
             Command::Spool(SpoolCommand::Drain { serve }) => cli::spool::drain(&serve).await,

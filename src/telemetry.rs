@@ -57,6 +57,46 @@ pub const SPOOL_DRAINED: &str = "callhook_spool_drained_total";
 pub const SPOOL_CORRUPT: &str = "callhook_spool_corrupt_records_total";
 /// 1 while this replica sees the store unavailable and spools callbacks.
 pub const SPOOL_STORE_DOWN: &str = "callhook_spool_store_down";
+/// Inbox rows removed by retention.
+pub const RETENTION_EVENTS: &str = "callhook_retention_events_pruned_total";
+/// Monthly inbox partitions dropped by retention (PostgreSQL).
+pub const RETENTION_PARTITIONS: &str = "callhook_retention_partitions_dropped_total";
+/// Finished outbox jobs removed by retention.
+pub const RETENTION_JOBS: &str = "callhook_retention_jobs_pruned_total";
+
+/// Every metric name callhook exports, with its Prometheus type: what a dashboard
+/// may query (`dashboards/grafana.json` is checked against it).
+pub const EXPORTED: &[(&str, &str)] = &[
+    (WEBHOOKS, "counter"),
+    (SIGNATURE_FAILURES, "counter"),
+    (HTTP_DURATION, "histogram"),
+    (DISPATCH, "counter"),
+    (DISPATCH_LAG, "histogram"),
+    (ANSWER_TO_DIALOGUE, "histogram"),
+    (INTERNAL_ERRORS, "counter"),
+    (DISPATCH_PANICS, "counter"),
+    (RECONCILIATIONS, "counter"),
+    (VERDICT_TIMEOUTS, "counter"),
+    (RECONCILE_AWAITING, "gauge"),
+    (STRANDED_CONTACTS, "gauge"),
+    (OUTBOX_PENDING, "gauge"),
+    (OUTBOX_DEAD, "gauge"),
+    (DIALOGUE_NEVER_STARTED, "gauge"),
+    (OUTBOX_OLDEST_AGE, "gauge"),
+    (BATCH_EVENTS, "histogram"),
+    (BATCH_COMMIT, "histogram"),
+    (BATCH_SPLITS, "counter"),
+    (SPOOL_DEPTH, "gauge"),
+    (SPOOL_BYTES, "gauge"),
+    (SPOOL_OLDEST_AGE, "gauge"),
+    (SPOOL_APPENDED, "counter"),
+    (SPOOL_DRAINED, "counter"),
+    (SPOOL_CORRUPT, "counter"),
+    (SPOOL_STORE_DOWN, "gauge"),
+    (RETENTION_EVENTS, "counter"),
+    (RETENTION_PARTITIONS, "counter"),
+    (RETENTION_JOBS, "counter"),
+];
 
 /// The process's recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {

@@ -176,3 +176,71 @@ async fn a_v4_database_gains_scheduling_without_loss(db: TestDb) {
     assert_eq!((stats.contacts, stats.by_state["completed"]), (3, 1));
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_v5_inbox_is_kept_whole_by_the_retention_migration() {
+    a_v5_inbox_is_kept_whole_by_the_retention_migration(sqlite_unmigrated().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_v5_inbox_becomes_partitioned_by_month_without_loss() {
+    let Some(db) = postgres_unmigrated().await else { return };
+    a_v5_inbox_is_kept_whole_by_the_retention_migration(db).await;
+}
+
+/// Version 5's inbox, with events of three months, becomes version 6's: on PostgreSQL partitioned by month with its
+/// keys in `telephony_event_keys`. Every row reads back the same, and a
+/// redelivery of a migrated event is still a duplicate.
+async fn a_v5_inbox_is_kept_whole_by_the_retention_migration(db: TestDb) {
+    db.migrate_to(5).await;
+    db.execute_script(
+        "INSERT INTO telephony_events (id, provider, dedupe_key, call_id, provider_call_id, event_type, \
+           provider_status, received_at, disposition, payload, source, account_sid) VALUES \
+         ('7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c5101', 'twilio', 'twilio:CA-aug:completed', 'call-aug', 'CA-aug', \
+          'call.completed', 'completed', '2026-08-15T12:00:00+00:00', 'deferred', '{\"CallStatus\":\"completed\"}', \
+          'callback', 'AC1'), \
+         ('7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c5102', 'twilio', 'twilio:CA-sep:busy', 'call-sep', 'CA-sep', \
+          'call.busy', 'busy', '2026-09-30T23:59:59.999+00:00', 'deferred', '{\"CallStatus\":\"busy\"}', \
+          'spool', NULL), \
+         ('7c1f3f7e-1f6a-4c55-9d0e-0a4a7d3c5103', 'twilio', 'twilio:CA-nov:ringing', 'call-nov', 'CA-nov', \
+          'call.ringing', 'ringing', '2026-11-01T00:00:00+00:00', 'deferred', '{\"CallStatus\":\"ringing\"}', \
+          'reconcile', 'AC2');",
+    )
+    .await;
+    let store = db.store.clone();
+    let before = store.events(100).await.unwrap();
+    assert_eq!(before.len(), 3);
+    store.migrate().await.expect("upgrade");
+    store.migrate().await.expect("a second run is a no-op");
+    let after = store.events(100).await.unwrap();
+    assert_eq!(after, before, "every row, every column");
+
+    if db.backend == "postgres" {
+        let pool = db.pg_pool();
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM telephony_event_keys").fetch_one(pool).await.unwrap();
+        assert_eq!(keys, 3);
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'telephony_events'::regclass ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for month in ["telephony_events_y2026m08", "telephony_events_y2026m09", "telephony_events_y2026m11"] {
+            assert!(partitions.iter().any(|p| p == month), "{month} in {partitions:?}");
+        }
+        let in_default: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM telephony_events_default").fetch_one(pool).await.unwrap();
+        assert_eq!(in_default, 0, "every migrated row is in its month");
+        let in_september: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM telephony_events_y2026m09").fetch_one(pool).await.unwrap();
+        assert_eq!(in_september, 1, "the last millisecond of September is September's");
+    }
+
+    // Exactly once across the migration: the same callback again is a duplicate.
+    let mut again = call_event("call-sep", "CA-sep", "busy", callhook::domain::EventType::Busy);
+    again.received_at = chrono::Utc::now();
+    assert_eq!(store.record_event(&again).await.unwrap().outcome, callhook::store::RecordOutcome::Duplicate);
+    assert_eq!(store.events(100).await.unwrap().len(), 3);
+    db.cleanup().await;
+}

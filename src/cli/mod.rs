@@ -4,6 +4,7 @@
 mod campaigns;
 mod config_check;
 mod demo;
+pub mod events;
 mod inspect;
 pub mod spool;
 
@@ -82,6 +83,7 @@ pub struct Running {
     metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     dispatcher: Option<JoinHandle<()>>,
     reconciler: Option<JoinHandle<()>>,
+    retention: Option<JoinHandle<()>>,
     drainer: Option<JoinHandle<()>>,
     /// Why the service cannot go on (the spool's drainer found the store unmigratable).
     fatal: watch::Receiver<Option<String>>,
@@ -96,7 +98,7 @@ impl Running {
         if let Some(metrics_server) = self.metrics_server {
             metrics_server.await??;
         }
-        for task in [self.dispatcher, self.reconciler, self.drainer].into_iter().flatten() {
+        for task in [self.dispatcher, self.reconciler, self.retention, self.drainer].into_iter().flatten() {
             task.await?;
         }
         Ok(())
@@ -179,6 +181,13 @@ async fn start_with(
         let reconciler = reconciler(args, store.clone())?.with_spool(spool.clone());
         Some(tokio::spawn(reconciler.run(shutdown_rx.clone())))
     };
+    let retention = crate::retention::Retention::new(
+        store.clone(),
+        args.retention.retention_days,
+        args.retention.interval(),
+        crate::clock::Clock::system(),
+    );
+    let retention = Some(tokio::spawn(retention.run(shutdown_rx.clone())));
     let (fatal_tx, fatal) = watch::channel(None);
     let drainer = spool.map(|spool| {
         if migrate_later {
@@ -206,7 +215,19 @@ async fn start_with(
         None => (None, None),
     };
     tracing::info!(%addr, store = store.backend(), "callhook ready");
-    Ok(Running { addr, metrics_addr, store, shutdown, server, metrics_server, dispatcher, reconciler, drainer, fatal })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        store,
+        shutdown,
+        server,
+        metrics_server,
+        dispatcher,
+        reconciler,
+        retention,
+        drainer,
+        fatal,
+    })
 }
 
 fn spawn_server(

@@ -4,6 +4,7 @@
 
 mod dialing;
 mod model;
+pub mod retention;
 pub mod retry;
 pub mod stranded;
 #[cfg(test)]

@@ -67,6 +67,11 @@ pub trait Dialect: sqlx::Database<Row: RowExt> {
     /// Whether `WITH x AS (INSERT …) UPDATE …` works (one round trip for the inbox
     /// insert and the attempt update).
     const WRITABLE_CTE: bool;
+    /// The inbox is partitioned by month, its dedupe keys kept unique in
+    /// `telephony_event_keys` (PostgreSQL, migration 0006).
+    const PARTITIONED_INBOX: bool;
+    /// An outbox job's `payload.call_id` as text.
+    const JSON_CALL_ID: &'static str;
     /// Wraps an outbox `INSERT` so that its commit wakes other replicas'
     /// dispatchers (`NOTIFY`); `None` where there are no other replicas.
     const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)>;

@@ -24,6 +24,7 @@ mod upload;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -40,8 +41,8 @@ pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, Quiet, ReconcileStats,
-    RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
+    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, PruneReport, Quiet,
+    ReconcileStats, RecordOutcome, Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
 };
 
 #[async_trait]
@@ -121,6 +122,21 @@ pub trait Store: Send + Sync + 'static {
     async fn events_for_call(&self, call_id: &str) -> StoreResult<Vec<StoredEvent>>;
     /// Every stored event, newest last (bounded by `limit`).
     async fn events(&self, limit: i64) -> StoreResult<Vec<StoredEvent>>;
+    /// Events received in `[since, until)` after `after` (received_at, id), oldest
+    /// first: a page of `events export`.
+    async fn events_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    /// Removes inbox rows and finished outbox jobs of calls that ended before
+    /// `cutoff` (never of calls still open), in one transaction.
+    async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport>;
+    /// Creates the inbox partitions of this month and the next two (PostgreSQL;
+    /// nothing on SQLite); how many were created.
+    async fn ensure_partitions(&self) -> StoreResult<i64>;
     /// Outbox jobs, oldest first (bounded by `limit`).
     async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>>;
     /// The outbox jobs in `status`, oldest first (the limit applies after the filter).

@@ -58,6 +58,8 @@ impl Dialect for Postgres {
     const TRANSACTION_ABORTS_ON_ERROR: bool = true;
     const PING: &'static str = "SELECT 1 WHERE NOT pg_is_in_recovery()";
     const WRITABLE_CTE: bool = true;
+    const PARTITIONED_INBOX: bool = true;
+    const JSON_CALL_ID: &'static str = "payload->>'call_id'";
     const ROWS_PER_INSERT: usize = 1000;
     // The NOTIFY reaches other replicas' dispatchers when the transaction commits.
     const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> =

@@ -14,11 +14,11 @@ use super::dialing;
 use super::flow;
 use super::input::{ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate};
 use super::lease::Lease;
-use super::sql::{attempts, campaigns, contacts, events, outbox, reconcile};
+use super::sql::{attempts, campaigns, contacts, events, outbox, reconcile, retention};
 use super::tx::Tx;
 use super::types::{
-    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, Quiet, ReconcileStats,
-    Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
+    CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, PruneReport, Quiet,
+    ReconcileStats, Recorded, Registered, ReplayReport, SettleRule, StoredEvent, Uploaded,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::clock::Clock;
@@ -293,6 +293,27 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn events(&self, limit: i64) -> StoreResult<Vec<StoredEvent>> {
         events::list::<D>(&mut *self.conn().await?, limit).await
+    }
+
+    async fn events_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        retention::between::<D>(&mut *self.conn().await?, since, until, after, limit).await
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport> {
+        let mut tx = self.begin().await?;
+        let report = retention::prune::<D>(tx.conn(), cutoff).await?;
+        flow::TxOps::commit(tx).await?;
+        Ok(report)
+    }
+
+    async fn ensure_partitions(&self) -> StoreResult<i64> {
+        retention::ensure_partitions::<D>(&mut *self.conn().await?, self.clock.now()).await
     }
 
     async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxJob>> {

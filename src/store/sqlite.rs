@@ -63,6 +63,8 @@ impl Dialect for Sqlite {
     const TRANSACTION_ABORTS_ON_ERROR: bool = false;
     const PING: &'static str = "SELECT 1";
     const WRITABLE_CTE: bool = false;
+    const PARTITIONED_INBOX: bool = false;
+    const JSON_CALL_ID: &'static str = "json_extract(payload, '$.call_id')";
     // sqlx's SQLite driver slows down sharply on statements with many parameters.
     const ROWS_PER_INSERT: usize = 50;
     const NOTIFY_JOB_INSERT: Option<(&'static str, &'static str)> = None;

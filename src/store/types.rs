@@ -79,6 +79,22 @@ pub struct StoredEvent {
     pub account_sid: Option<String>,
 }
 
+/// What one retention run removed (`events prune`, `retention_days`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Inbox rows removed.
+    pub events: i64,
+    /// Monthly inbox partitions dropped whole (PostgreSQL).
+    pub partitions_dropped: i64,
+    /// Finished outbox jobs (`done`, `expired`) removed.
+    pub jobs: i64,
+    /// Inbox rows older than the cutoff kept because their call is still open
+    /// or ended after the cutoff.
+    pub kept_open: i64,
+    /// Another replica was pruning: this run removed nothing.
+    pub busy: bool,
+}
+
 /// A row of `outbox`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutboxJob {

@@ -44,8 +44,36 @@ pub(crate) async fn insert<D: Dialect>(
     disposition: Disposition,
 ) -> StoreResult<bool> {
     let row = event_row(e, call_id, disposition);
-    let sql = format!("{} ON CONFLICT (dedupe_key) DO NOTHING", insert_sql("telephony_events", &row, 1));
+    let sql = match insert_once::<D>(&row, 1) {
+        Some((key, event)) => format!("WITH {key} {event}"),
+        None => format!("{} ON CONFLICT (dedupe_key) DO NOTHING", insert_sql("telephony_events", &row, 1)),
+    };
     Ok(execute::<D>(conn, &sql, values(row)).await? == 1)
+}
+
+/// Where the inbox is partitioned (PostgreSQL), its dedupe keys are unique in
+/// `telephony_event_keys` instead: the CTE `k` that inserts the key, and the
+/// event's insert, which writes only when `k` did. `None` where the inbox's own
+/// unique index holds (SQLite).
+fn insert_once<D: Dialect>(row: &Cols<'_>, first: usize) -> Option<(String, String)> {
+    if !D::PARTITIONED_INBOX {
+        return None;
+    }
+    let param = |name: &str| row.iter().position(|(col, _)| *col == name).map(|i| first + i).expect("inbox column");
+    let key = format!(
+        "k AS (INSERT INTO telephony_event_keys (dedupe_key, received_at) VALUES (${}, ${}) \
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1)",
+        param("dedupe_key"),
+        param("received_at"),
+    );
+    let names: Vec<&str> = row.iter().map(|(name, _)| *name).collect();
+    let params: Vec<String> = (first..first + row.len()).map(|i| format!("${i}")).collect();
+    let event = format!(
+        "INSERT INTO telephony_events ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM k)",
+        names.join(", "),
+        params.join(", ")
+    );
+    Some((key, event))
 }
 
 /// The inbox insert and, only if it inserted, the attempt's new state — in one
@@ -67,11 +95,17 @@ pub(crate) async fn insert_then_update_attempt<D: Dialect>(
     let row = event_row(e, Some(call_id), disposition);
     let set = super::attempts::state_row(attempt);
     let id_param = row.len() + 1;
+    let ins = match insert_once::<D>(&row, 1) {
+        Some((key, event)) => format!("{key}, ins AS ({event} RETURNING 1)"),
+        None => format!(
+            "ins AS ({} ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1)",
+            insert_sql("telephony_events", &row, 1)
+        ),
+    };
     let sql = format!(
-        "WITH ins AS ({} ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1), \
+        "WITH {ins}, \
          upd AS (UPDATE call_attempts SET {} WHERE id = ${id_param} AND EXISTS (SELECT 1 FROM ins) RETURNING 1) \
          SELECT EXISTS (SELECT 1 FROM ins) AS inserted",
-        insert_sql("telephony_events", &row, 1),
         set_sql(&set, id_param + 1),
     );
     let args = values(row).chain(std::iter::once(Arg::from(attempt.id))).chain(values(set));
