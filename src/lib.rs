@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod console;
 pub mod domain;
 pub mod export;
 pub mod http;

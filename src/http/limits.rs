@@ -197,16 +197,15 @@ async fn processing_slot(State(slots): State<Slots>, request: Request, next: Nex
 
 /// Gives every 4xx/5xx that is not JSON yet (405 from routing, 408 from the
 /// timeout, an extractor's plain-text rejection) the JSON error body, keeping its
-/// status and headers (`Allow`, `Retry-After`, the request id).
+/// status and headers (`Allow`, `Retry-After`, the request id). The console's
+/// error pages (HTML, for a browser) are left as they are.
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|v| v.starts_with("application/json"));
+    let is_page = content_type.is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -91,7 +91,8 @@ pub fn router_with(state: AppState, limits: &Limits, metrics: &MetricsAccess) ->
         .nest("/api/v1", admin)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::openapi_json));
+        .route("/openapi.json", get(openapi::openapi_json))
+        .merge(crate::console::router(state.clone()));
     if !metrics.separate_listener {
         app = app.route("/metrics", metrics_route(metrics));
     }

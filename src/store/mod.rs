@@ -131,6 +131,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>>;
+    /// A contact's calls, first attempt first.
+    async fn attempts_of_contact(&self, contact_id: Uuid) -> StoreResult<Vec<Attempt>>;
+    /// The outbox jobs a call enqueued, oldest first.
+    async fn jobs_of_call(&self, call_id: &str) -> StoreResult<Vec<OutboxJob>>;
+    /// Calls quiet longer than the reconciler waits, quietest first.
+    async fn quiet_calls(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<Attempt>>;
     /// Removes inbox rows and finished outbox jobs of calls that ended before
     /// `cutoff` (never of calls still open), in one transaction.
     async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport>;

@@ -14,7 +14,7 @@ use super::dialing;
 use super::flow;
 use super::input::{ContactPatch, NewAttempt, NewCampaign, NewContact, OnDuplicate};
 use super::lease::Lease;
-use super::sql::{attempts, campaigns, contacts, events, outbox, reconcile, retention};
+use super::sql::{attempts, campaigns, contacts, events, outbox, reconcile, retention, views};
 use super::tx::Tx;
 use super::types::{
     CampaignStats, Claimed, ClaimedAttempts, ContactResult, Cutoffs, OutboxJob, OutboxStats, PruneReport, Quiet,
@@ -303,6 +303,18 @@ impl<D: Dialect> Store for SqlStore<D> {
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>> {
         retention::between::<D>(&mut *self.conn().await?, since, until, after, limit).await
+    }
+
+    async fn attempts_of_contact(&self, contact_id: Uuid) -> StoreResult<Vec<Attempt>> {
+        views::attempts_of_contact::<D>(&mut *self.conn().await?, contact_id).await
+    }
+
+    async fn jobs_of_call(&self, call_id: &str) -> StoreResult<Vec<OutboxJob>> {
+        views::jobs_of_call::<D>(&mut *self.conn().await?, call_id).await
+    }
+
+    async fn quiet_calls(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<Attempt>> {
+        views::quiet_calls::<D>(&mut *self.conn().await?, cutoffs, limit).await
     }
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport> {

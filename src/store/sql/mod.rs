@@ -1,6 +1,6 @@
 //! The statements, written once for both backends and grouped by concern:
 //! [`events`] (the inbox), [`attempts`], [`campaigns`], [`contacts`],
-//! [`outbox`], [`reconcile`] and [`retention`]. Each function takes a connection (a pool's or a transaction's) and
+//! [`outbox`], [`reconcile`], [`retention`] and the console's [`views`]. Each function takes a connection (a pool's or a transaction's) and
 //! is generic over the [`Dialect`].
 //!
 //! Rows are written from [`Cols`]: each column's name beside its value, so the SQL
@@ -14,6 +14,7 @@ pub(crate) mod events;
 pub(crate) mod outbox;
 pub(crate) mod reconcile;
 pub(crate) mod retention;
+pub(crate) mod views;
 
 use super::dialect::{query, Arg, Dialect};
 use super::StoreResult;
