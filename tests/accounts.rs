@@ -5,7 +5,6 @@
 
 #[macro_use]
 mod common;
-#[allow(dead_code)]
 mod fake_providers;
 
 use std::sync::Arc;

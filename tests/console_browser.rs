@@ -59,12 +59,12 @@ async fn driver() -> Option<Driver> {
         return None;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child =
-        Command::new(path).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(path).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    // Owned by the guard at once, so that it is killed and reaped whatever happens.
+    let driver = Driver { child: child.expect("start chromedriver"), url: format!("http://127.0.0.1:{port}") };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(Driver { child, url });
+            return Some(driver);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
