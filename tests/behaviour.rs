@@ -125,9 +125,10 @@ async fn out_of_order_callback_never_moves_state_back(store: Arc<dyn Store>) {
 async fn failures_retry_until_max_attempts_then_not_reached(store: Arc<dyn Store>) {
     let app = app(store.clone());
     let (campaign, contact, first) = register(&store, 2).await;
-    // Ended a minute ago: the retry an hour later falls inside the daytime zone's
-    // window whatever the time of day the test runs at (a fixed date would not).
-    let ended = (chrono::Utc::now() - Duration::minutes(1)).format("%a, %d %b %Y %H:%M:%S +0000").to_string();
+    // Ended two hours ago: the retry an hour later is due now and falls inside the
+    // daytime zone's window (13:xx local) whatever the time of day the test runs
+    // at (a fixed date would not).
+    let ended = (chrono::Utc::now() - Duration::hours(2)).format("%a, %d %b %Y %H:%M:%S +0000").to_string();
     let ended = ended.as_str();
     send(&app, callback_with(&first, "CA401", "busy", &[("Timestamp", ended)])).await;
     let c = store.contact(contact.id).await.unwrap().unwrap();

@@ -1267,6 +1267,22 @@ fn model_fields(spec: &Spec, body: &[u8]) -> Option<(Value, BTreeMap<&'static st
     }
 }
 
+/// The provider account a Twilio-format callback names, as callhook reads it: the
+/// first non-empty `AccountSid`, else a RELAY event's `project_id`, trimmed.
+fn claimed_account(spec: &Spec, body: &[u8]) -> Option<String> {
+    let named = if spec.json {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let text = |k: &str| value.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        text("AccountSid").filter(|v| !v.is_empty()).or_else(|| text("project_id").filter(|v| !v.is_empty()))
+    } else {
+        let pairs = model_form_decode(body)?;
+        let first =
+            |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+        first("AccountSid").or_else(|| first("project_id"))
+    };
+    named.map(|v| v.trim().to_owned())
+}
+
 /// A required field is missing, and no field that may stand in for it is there.
 fn missing(spec: &Spec, fields: &BTreeMap<&'static str, Option<String>>, field: &str) -> bool {
     fields[field].is_none()
@@ -1418,7 +1434,11 @@ async fn run_case(
 
         // The model's prediction.
         let model = model_fields(spec, &body);
-        let bound = store.attempt(&call_id).await.expect("attempt").and_then(|a| a.provider_call_id);
+        let attempt = store.attempt(&call_id).await.expect("attempt");
+        let bound = attempt.as_ref().and_then(|a| a.provider_call_id.clone());
+        // The call belongs to the account of its first callback (`AccountSid`, a
+        // SignalWire RELAY event's `project_id`): another account's is refused.
+        let account = attempt.and_then(|a| a.account_sid);
         let expect = if body.len() > MAX_BODY || cb.content_type == "text/plain" || case.query.rejects() {
             Expect::Reject
         } else {
@@ -1429,6 +1449,13 @@ async fn run_case(
                 // Neither store can hold some values alike; the webhook refuses them.
                 Some((payload, _)) if has_nul(payload) => Expect::Reject,
                 Some((_, fields)) if spec.required.iter().any(|f| len(fields, f) > MAX_DEDUPE_KEY_BYTES) => {
+                    Expect::Reject
+                }
+                Some(_)
+                    if account
+                        .as_deref()
+                        .is_some_and(|bound| claimed_account(spec, &body).is_some_and(|c| c != bound)) =>
+                {
                     Expect::Reject
                 }
                 Some((_, fields))

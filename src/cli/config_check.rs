@@ -76,7 +76,18 @@ pub fn config_check(args: &ServeArgs, matches: &ArgMatches, layer: &FileLayer) -
         );
     }
     if args.admin_tokens.iter().all(|t| t.expose().trim().is_empty()) {
-        warnings.push("no admin_tokens: the admin API (/api/v1) is disabled".into());
+        warnings.push("no admin_tokens: the admin API (/api/v1) and the console (/ui) are disabled".into());
+    }
+    if let Ok(accounts) = args.accounts() {
+        if !accounts.is_empty() {
+            warnings.push(format!(
+                "accounts_file: {} Twilio, {} SignalWire and {} Plivo account(s); callbacks of other accounts of those providers are refused{}",
+                accounts.twilio.len(),
+                accounts.signalwire.len(),
+                accounts.plivo.len(),
+                if args.twilio_auth_tokens.is_empty() { "" } else { " unless the single-account tokens verify them" }
+            ));
+        }
     }
     match args.spool.effective(db) {
         SpoolKind::File => match crate::spool::preflight(&args.spool.spool_dir) {

@@ -180,8 +180,13 @@ impl Client {
         if !matches!(self.provider, Provider::Twilio | Provider::SignalWire) {
             return self.callback(url, call, EventType::Answered, Some(answered_by), None).await;
         }
+        let account = if self.provider == Provider::Twilio {
+            &self.signer.twilio_account
+        } else {
+            &self.signer.signalwire_project
+        };
         let body = format!(
-            "CallSid={}-{call}&AccountSid=AC0000&AnsweredBy={answered_by}&MachineDetectionDuration=1830",
+            "CallSid={}-{call}&AccountSid={account}&AnsweredBy={answered_by}&MachineDetectionDuration=1830",
             self.provider
         );
         let form = "application/x-www-form-urlencoded";

@@ -155,8 +155,8 @@ enum WebhookStatus {
         (status = 200, description = "committed: `processed`, `duplicate` or `ignored`", body = WebhookReply),
         (status = 202, description = "committed, `deferred` until the call is registered; or `spooled` while the store is away", body = WebhookReply),
         (status = 400, description = "malformed body or query, a required field missing or invalid, no `Host`"),
-        (status = 403, description = "signature missing or invalid, or the provider has no credentials configured"),
-        (status = 409, description = "`campaign_id`/`contact_id` do not match the call attempt"),
+        (status = 403, description = "signature missing or invalid, the provider has no credentials configured, or its account is not configured (`unknown_account`)"),
+        (status = 409, description = "`campaign_id`/`contact_id` do not match the call attempt, or another provider account's call (`account_mismatch`)"),
         (status = 413, description = "body over `CALLHOOK_MAX_BODY_BYTES` (64 KiB by default)"),
         (status = 415, description = "a content type the provider does not send, or a compressed body"),
     ))]
