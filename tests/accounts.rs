@@ -231,3 +231,27 @@ async fn the_reconciler_asks_with_the_calls_account(store: Arc<dyn Store>) {
     assert_eq!(reconciled[0].account_sid.as_deref(), Some(TWILIO_ACCOUNT_SID), "the API's answer names the account");
     assert_ne!(store.attempt(&calls[1]).await.unwrap().unwrap().status, CallStatus::Completed);
 }
+
+#[test]
+fn config_check_reads_the_accounts_file_and_names_its_mistakes() {
+    let dir = std::env::temp_dir().join(format!("callhook-accounts-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("accounts.toml");
+    std::fs::write(
+        &good,
+        format!("[[twilio]]\naccount_sid = \"{AC_A}\"\nauth_tokens = [\"a\"]\n[[plivo]]\nauth_id = \"MA1\"\nauth_tokens = [\"p\"]\n"),
+    )
+    .unwrap();
+    let (ok, out, err) = callhook(&["config", "check", "--accounts-file", good.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 Twilio, 0 SignalWire and 1 Plivo account(s)"), "{out}");
+    assert!(!out.contains("\"a\""), "secrets stay masked: {out}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("[[twilio]]\naccount_sid = \"{AC_A}\"\nauth_tokens = []\n")).unwrap();
+    let (ok, out, err) = callhook(&["config", "check", "--accounts-file", bad.to_str().unwrap()]);
+    assert!(!ok && format!("{out}{err}").contains("has no signing secret"), "{out}{err}");
+    let (ok, out, err) = callhook(&["config", "check", "--accounts-file", dir.join("missing.toml").to_str().unwrap()]);
+    assert!(!ok && format!("{out}{err}").contains("cannot read"), "{out}{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -58,7 +58,7 @@ CREATE INDEX telephony_events_received ON telephony_events (received_at, id);
 -- any rows of those months out of the default partition first (attaching a
 -- partition fails while the default holds rows of its range). Returns how many
 -- it created. Run by the migration, and by every replica's retention loop for
--- the current and next two months.
+-- the current and next two months (serialised by an advisory lock).
 CREATE FUNCTION callhook_event_partitions(first timestamptz, last timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -67,6 +67,8 @@ DECLARE
     name    text;
     created integer := 0;
 BEGIN
+    -- Replicas run this at the same time: one at a time, each seeing the others' work.
+    PERFORM pg_advisory_xact_lock(hashtext('callhook:event_partitions'));
     WHILE month <= last LOOP
         next := ((month AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
         name := 'telephony_events_' || to_char(month AT TIME ZONE 'UTC', '"y"YYYY"m"MM');
