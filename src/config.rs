@@ -398,7 +398,11 @@ impl ServeArgs {
                     .collect(),
             },
             vonage: VonageConfig { signature_secrets: non_empty(&self.vonage_signature_secrets) },
-            plivo: PlivoConfig { auth_tokens: non_empty(&self.plivo_auth_tokens), accounts: accounts.plivo_accounts() },
+            plivo: PlivoConfig {
+                auth_tokens: non_empty(&self.plivo_auth_tokens),
+                auth_id: self.reconcile.plivo_auth_id.clone().filter(|id| !id.trim().is_empty()),
+                accounts: accounts.plivo_accounts(),
+            },
             insecure_skip_verification: self.insecure_skip_signature_verification,
         }
     }

@@ -32,6 +32,8 @@ on_both_stores!(
     plivo_accounts_are_told_apart_by_the_key_that_verifies,
     the_single_account_configuration_keeps_working,
     the_reconciler_asks_with_the_calls_account,
+    keys_of_no_account_cannot_drive_an_accounts_call,
+    a_call_of_unknown_account_is_asked_of_each_account,
 );
 
 const AC_A: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -130,13 +132,20 @@ async fn registering_under_an_unknown_account_is_refused(store: Arc<dyn Store>) 
     let contact = contact(&store, &campaign).await;
     for (account, status, code) in [
         (json!("ACzzzz"), StatusCode::BAD_REQUEST, "unknown_account"),
+        (json!("MAnobody"), StatusCode::BAD_REQUEST, "unknown_account"),
         (json!("AC with space"), StatusCode::BAD_REQUEST, "unknown_account"),
         (json!(7), StatusCode::BAD_REQUEST, "invalid_request"),
     ] {
-        let body = json!({"contact_id": contact.id, "provider": "twilio", "account_sid": account});
+        let provider = if account == json!("MAnobody") { "plivo" } else { "twilio" };
+        let body = json!({"contact_id": contact.id, "provider": provider, "account_sid": account});
         let (got, answer) = send(&app, admin("POST", "/api/v1/calls", Some(body))).await;
         assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{answer}");
     }
+    // Telnyx's and Vonage's callbacks name no account: a call of theirs has none.
+    let body = json!({"contact_id": contact.id, "provider": "telnyx", "account_sid": AC_A});
+    let (got, answer) = send(&app, admin("POST", "/api/v1/calls", Some(body))).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("twilio, signalwire and plivo"), "{answer}");
     assert_eq!(store.contact(contact.id).await.unwrap().unwrap().attempts_count, 0, "nothing registered");
     let body = json!({"contact_id": contact.id, "provider": "twilio", "account_sid": AC_B});
     let (got, answer) = send(&app, admin("POST", "/api/v1/calls", Some(body))).await;
@@ -182,6 +191,94 @@ async fn the_single_account_configuration_keeps_working(store: Arc<dyn Store>) {
     let unknown_contact = json!({"contact_id": uuid::Uuid::new_v4(), "account_sid": "ACx"});
     let (code, body) = send(&app, admin("POST", "/api/v1/calls", Some(unknown_contact))).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "any account may be named without an accounts file: {body}");
+    // Plivo's callbacks do not name their account: without CALLHOOK_PLIVO_AUTH_ID
+    // (or the accounts file) a call cannot be registered under one.
+    let plivo = json!({"contact_id": uuid::Uuid::new_v4(), "provider": "plivo", "account_sid": "MA1"});
+    let (code, body) = send(&app, admin("POST", "/api/v1/calls", Some(plivo))).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_account")), "{body}");
+}
+
+async fn keys_of_no_account_cannot_drive_an_accounts_call(store: Arc<dyn Store>) {
+    // The single-account token and a shared key beside an accounts file.
+    let mut providers = two_accounts();
+    providers.twilio.auth_tokens = vec![Secret::new(TOKEN)];
+    providers.twilio.shared_keys = vec![Secret::new("shared-key")];
+    let app = app_with(store.clone(), providers);
+    let call = registered(&store, Provider::Twilio, Some(AC_A)).await;
+    let path = format!("/webhooks/telephony/events?call_id={call}");
+    let post = |fields: Vec<(String, String)>, signature: String, settings: bool| {
+        let mut b = Request::post(&path)
+            .header("host", HOST)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature);
+        if settings {
+            b = b.header(twilio::SETTINGS_HEADER, "key=KS1,algorithm=HMAC_SHA256");
+        }
+        b.body(Body::from(encode(&fields))).unwrap()
+    };
+    let url = format!("http://{HOST}{path}");
+    // No AccountSid, verified by the single-account token: of no known account.
+    let anonymous = fields(&[("CallSid", "CA5"), ("CallStatus", "ringing")]);
+    let signature = twilio::sign(Algorithm::HmacSha1, TOKEN, &url, &anonymous);
+    let (code, body) = send(&app, post(anonymous, signature, false)).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("account_mismatch")), "{body}");
+    // Claiming A, signed with the single-account token: A's keys only.
+    let claiming = fields(&[("AccountSid", AC_A), ("CallSid", "CA5"), ("CallStatus", "ringing")]);
+    let signature = twilio::sign(Algorithm::HmacSha1, TOKEN, &url, &claiming);
+    assert_eq!(send(&app, post(claiming.clone(), signature, false)).await.0, StatusCode::FORBIDDEN);
+    // Claiming A, signed with the shared key: the claim is not vouched for.
+    let signature = twilio::sign(Algorithm::HmacSha256, "shared-key", &url, &claiming);
+    let (code, body) = send(&app, post(claiming.clone(), signature, true)).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("account_mismatch")), "{body}");
+    assert!(store.events_for_call(&call).await.unwrap().is_empty(), "nothing stored");
+    // A's own key.
+    let signature = twilio::sign(Algorithm::HmacSha1, "token-a", &url, &claiming);
+    assert_eq!(send(&app, post(claiming, signature, false)).await.0, StatusCode::OK);
+
+    // Plivo: the single token with its auth id set is that account's.
+    let mut providers = Providers::default();
+    providers.plivo.auth_tokens = vec![Secret::new("plivo-single")];
+    providers.plivo.auth_id = Some("MASINGLE".into());
+    let app = app_with(store.clone(), providers);
+    let call = registered(&store, Provider::Plivo, Some("MASINGLE")).await;
+    let path = format!("/webhooks/telephony/plivo/events?call_id={call}");
+    let f = fields(&[("CallUUID", "9a1b6c2e-0000-4000-8000-000000000009"), ("CallStatus", "ringing")]);
+    let signature = plivo::sign("plivo-single", &format!("http://{HOST}{path}"), &f, "n");
+    let req = Request::post(&path)
+        .header("host", HOST)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(plivo::SIGNATURE_HEADER, signature)
+        .header(plivo::NONCE_HEADER, "n")
+        .body(Body::from(encode(&f)))
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+    assert_eq!(store.events_for_call(&call).await.unwrap()[0].account_sid.as_deref(), Some("MASINGLE"));
+}
+
+async fn a_call_of_unknown_account_is_asked_of_each_account(store: Arc<dyn Store>) {
+    // Two clients of the account the fakes know, on two fakes: the first does not
+    // know the call (404), the second does.
+    let (first_base, first) = FakeProvider::start(Provider::Twilio).await;
+    let (second_base, second) = FakeProvider::start(Provider::Twilio).await;
+    let client = |base: &str| -> Arc<dyn CallApi> {
+        let mut cfg = TwilioApiConfig::twilio(TWILIO_ACCOUNT_SID, Secret::new(fake_providers::TWILIO_AUTH_TOKEN));
+        cfg.base_url = base.to_owned();
+        cfg.timeout = Duration::from_secs(2);
+        Arc::new(TwilioApi::new(cfg).unwrap())
+    };
+    let apis = vec![client(&first_base), client(&second_base)];
+    let reconciler =
+        Reconciler::new(store.clone(), apis, ReconcilerConfig::default(), Clock::offset(chrono::Duration::minutes(11)));
+    let sid = "CA0000000000000000000000000000000c";
+    let campaign = campaign(&store, 3).await;
+    let contact = contact(&store, &campaign).await;
+    let new = NewAttempt { provider_call_id: Some(sid.to_owned()), ..NewAttempt::new(contact.id, Provider::Twilio) };
+    let call = store.register_attempt(new).await.unwrap().attempt.call_id;
+    second.set_call(sid, Behaviour::Fixture("completed"));
+    reconciler.pass().await.unwrap();
+    assert_eq!((first.requests().len(), second.requests().len()), (1, 1), "asked the first, then the second");
+    let attempt = store.attempt(&call).await.unwrap().unwrap();
+    assert_eq!((attempt.status, attempt.account_sid.as_deref()), (CallStatus::Completed, Some(TWILIO_ACCOUNT_SID)));
 }
 
 async fn the_reconciler_asks_with_the_calls_account(store: Arc<dyn Store>) {

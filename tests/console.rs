@@ -167,6 +167,20 @@ async fn forms_refuse_a_missing_or_forged_csrf_token_and_change_nothing(store: A
     let (_, _, headers) = post(&app, &unknown, Some(&cookie), &format!("csrf={csrf}"), same.as_deref()).await;
     assert_eq!(headers.get(header::LOCATION).unwrap(), "/ui/outbox?status=dead&notice=not_retried");
 
+    // Behind a proxy that rewrites Host, the public base URL is this origin too.
+    let mut proxied = state(store.clone());
+    proxied.external_url = Arc::new(callhook::http::ExternalUrl {
+        public_base_url: Some("https://hooks.example.com".into()),
+        ..Default::default()
+    });
+    let proxied = callhook::http::router(proxied, callhook::http::Limits::default());
+    let (status, _, _) =
+        post(&proxied, &retry, Some(&cookie), &format!("csrf={csrf}"), Some("https://hooks.example.com")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the public origin is ours");
+    let (status, _, _) =
+        post(&proxied, &retry, Some(&cookie), &format!("csrf={csrf}"), Some("https://hooks.example.com.evil")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     // Logout needs the token too, then ends the session in the browser.
     let (status, _, _) = post(&app, "/ui/logout", Some(&cookie), "", same.as_deref()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -8,6 +8,9 @@
 -- table of every stored dedupe key (about 100 bytes a row): an event is inserted
 -- only in the statement that inserted its key. Retention deletes a key with its
 -- event. See docs/retention.md.
+--
+-- Replicas of the previous release must be stopped before this runs: their
+-- inserts name the unique index on `dedupe_key` that this migration removes.
 
 CREATE TABLE telephony_event_keys (
     dedupe_key  text PRIMARY KEY,
@@ -72,13 +75,20 @@ BEGIN
     WHILE month <= last LOOP
         next := ((month AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
         name := 'telephony_events_' || to_char(month AT TIME ZONE 'UTC', '"y"YYYY"m"MM');
-        IF to_regclass(quote_ident(name)) IS NULL THEN
+        IF to_regclass(format('%I.%I', current_schema(), name)) IS NULL THEN
             EXECUTE format('CREATE TABLE %I (LIKE telephony_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
-            EXECUTE format('INSERT INTO %I SELECT * FROM telephony_events_default '
-                           'WHERE received_at >= $1 AND received_at < $2', name) USING month, next;
-            DELETE FROM telephony_events_default WHERE received_at >= month AND received_at < next;
+            -- Callbacks of this month may be going into the default partition now:
+            -- hold them until the partition is attached, and move what is there in
+            -- one statement (a DELETE and a separate INSERT could each miss a row
+            -- committed between them).
+            LOCK TABLE telephony_events_default IN SHARE ROW EXCLUSIVE MODE;
+            EXECUTE format('WITH moved AS (DELETE FROM telephony_events_default '
+                           'WHERE received_at >= $1 AND received_at < $2 RETURNING *) '
+                           'INSERT INTO %I SELECT * FROM moved', name) USING month, next;
+            -- Bounds written in UTC, whatever the session's DateStyle and TimeZone.
             EXECUTE format('ALTER TABLE telephony_events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-                           name, month, next);
+                           name, to_char(month AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00',
+                           to_char(next AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00');
             created := created + 1;
         END IF;
         month := next;
@@ -105,5 +115,6 @@ SELECT dedupe_key, received_at FROM telephony_events_v5;
 
 DROP TABLE telephony_events_v5;
 
--- Retention finds finished jobs by age.
+-- Retention finds finished jobs by age; the console a call's jobs.
 CREATE INDEX outbox_finished ON outbox (updated_at) WHERE status IN ('done', 'expired');
+CREATE INDEX outbox_call ON outbox ((payload->>'call_id'));

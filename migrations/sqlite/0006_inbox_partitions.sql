@@ -2,3 +2,4 @@
 -- partitions the inbox by month. SQLite keeps one table and deletes rows.
 CREATE INDEX telephony_events_received ON telephony_events (received_at, id);
 CREATE INDEX outbox_finished ON outbox (updated_at) WHERE status IN ('done', 'expired');
+CREATE INDEX outbox_call ON outbox (json_extract(payload, '$.call_id'));

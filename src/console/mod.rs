@@ -99,6 +99,7 @@ fn templates() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.add_filter("when", when);
+        env.add_filter("segment", segment);
         for (name, source) in [
             ("base.html", include_str!("templates/base.html")),
             ("login.html", include_str!("templates/login.html")),
@@ -150,12 +151,36 @@ async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 /// A POST from another origin is refused outright (the CSRF token would refuse
-/// it too; browsers send `Origin` on every form POST).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// it too; browsers send `Origin` on every form POST). The origin may be the
+/// `Host` the request came with, the public base URL's, or — behind a proxy
+/// trusted to say so — `X-Forwarded-Host`.
+fn same_origin(app: &AppState, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    origin != "null" && origin_host.eq_ignore_ascii_case(host)
+    let Some((_, origin_host)) = origin.split_once("://") else { return false };
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
+    let public = app
+        .external_url
+        .public_base_url
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let forwarded = app.external_url.trust_forwarded_headers.then(|| header("x-forwarded-host")).flatten();
+    [header("host"), public, forwarded].into_iter().flatten().any(|host| host.eq_ignore_ascii_case(origin_host))
+}
+
+/// A path segment: everything but RFC 3986's unreserved characters escaped (a
+/// call id may hold `/`, `?` or `#`).
+fn segment(value: String) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(&value, SEGMENT).to_string();
+    // `.` and `..` alone would be resolved away by the browser.
+    match encoded.as_str() {
+        "." => "%2E".into(),
+        ".." => "%2E%2E".into(),
+        _ => encoded,
+    }
 }
 
 /// Lets a request through with its [`session::Session`], or sends the browser to
@@ -167,7 +192,7 @@ async fn require_session(State(app): State<AppState>, mut request: Request, next
     let cookie = request.headers().get(header::COOKIE).and_then(|v| v.to_str().ok());
     match session::check(&app.admin_tokens, session::cookie_value(cookie), chrono::Utc::now()) {
         Ok(s) => {
-            if request.method() == Method::POST && !same_origin(request.headers()) {
+            if request.method() == Method::POST && !same_origin(&app, request.headers()) {
                 return PageError::Forbidden("this form was sent from another site".into()).into_response();
             }
             request.extensions_mut().insert(s);

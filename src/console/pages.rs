@@ -56,7 +56,7 @@ pub async fn login(
     if app.admin_tokens.is_empty() {
         return PageError::Disabled.into_response();
     }
-    if !same_origin(&headers) {
+    if !same_origin(&app, &headers) {
         return PageError::Forbidden("this form was sent from another site".into()).into_response();
     }
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
@@ -131,6 +131,9 @@ fn state_bar(stats: &CampaignStats) -> Vec<charts::Segment> {
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    /// The last campaign of the previous page: `created_at` (RFC 3339) and id.
+    after_at: Option<String>,
+    after_id: Option<String>,
 }
 
 pub async fn campaigns(
@@ -144,9 +147,20 @@ pub async fn campaigns(
         ),
         None => None,
     };
-    let list = app.store.campaigns(status, None, 200).await?;
+    let after = match (q.after_at.as_deref(), q.after_id.as_deref()) {
+        (Some(at), Some(id)) => {
+            let at = chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|_| PageError::BadRequest(format!("`{at}` is not an RFC 3339 instant")))?;
+            Some((at.with_timezone(&chrono::Utc), uuid(id, "campaign")?))
+        }
+        _ => None,
+    };
+    let list = app.store.campaigns(status, after, PAGE).await?;
+    let next = (list.len() as i64 == PAGE)
+        .then(|| list.last().map(|k| context! { at => k.created_at.to_rfc3339(), id => k.id }))
+        .flatten();
     let mut rows = vec![];
-    for campaign in list.iter().rev() {
+    for campaign in &list {
         let stats = app.store.campaign_stats(campaign.id).await?;
         rows.push(context! {
             campaign,
@@ -160,7 +174,7 @@ pub async fn campaigns(
     let vitals = vitals(&app).await?;
     render(
         "campaigns.html",
-        context! { title => "Campaigns", nav => "campaigns", csrf => s.csrf, rows, vitals, status => q.status },
+        context! { title => "Campaigns", nav => "campaigns", csrf => s.csrf, rows, vitals, status => q.status, next },
     )
 }
 

@@ -204,13 +204,9 @@ pub async fn register_call(
 ) -> Result<(StatusCode, Json<RegisteredCall>), ApiError> {
     let provider = body.provider.unwrap_or(app.default_provider);
     if let Some(account) = &body.account_sid {
-        if !app.providers.knows_account(provider, account) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_account",
-                format!("account `{account}` is not configured for {provider} (CALLHOOK_ACCOUNTS_FILE)"),
-            ));
-        }
+        app.providers
+            .knows_account(provider, account)
+            .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "unknown_account", why))?;
     }
     let new = NewAttempt {
         contact_id: body.contact_id,

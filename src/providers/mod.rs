@@ -207,20 +207,24 @@ pub struct Account {
 /// with one account's token cannot pass as another's; an account not configured
 /// is refused when only accounts are configured, and checked with the
 /// single-account keys otherwise (the configuration before accounts existed).
+/// `single_account` is the single-account keys' account, when the configuration
+/// says which it is (Plivo's `CALLHOOK_PLIVO_AUTH_ID`).
 pub(crate) fn keyring<'a>(
     provider: Provider,
     single: &'a [Secret],
+    single_account: Option<&'a str>,
     accounts: &'a [Account],
     claimed: Option<&str>,
 ) -> Result<Vec<(Option<&'a str>, &'a Secret)>, WebhookError> {
     let of = |a: &'a Account| a.tokens.iter().map(move |t| (Some(a.id.as_str()), t));
+    let singles = || single.iter().map(move |t| (single_account, t));
     let keys: Vec<_> = match claimed.map(|c| (c, accounts.iter().find(|a| a.id == c))) {
         Some((_, Some(account))) => of(account).collect(),
         Some((claimed, None)) if single.is_empty() && !accounts.is_empty() => {
             return Err(WebhookError::UnknownAccount(claimed.to_owned()))
         }
-        Some((_, None)) => single.iter().map(|t| (None, t)).collect(),
-        None => single.iter().map(|t| (None, t)).chain(accounts.iter().flat_map(of)).collect(),
+        Some((_, None)) => singles().collect(),
+        None => singles().chain(accounts.iter().flat_map(of)).collect(),
     };
     if keys.is_empty() {
         return Err(WebhookError::NotConfigured(provider));
@@ -228,15 +232,16 @@ pub(crate) fn keyring<'a>(
     Ok(keys)
 }
 
-/// Parses a verified callback and records its account: the one whose key verified
-/// it, else the one its body names (the parser reads that).
+/// Parses a verified callback and records its account as its verifier decided:
+/// the one whose key verified it, or the one its body names where that claim is
+/// vouched for.
 fn with_account<T>(
     verified: Verified<T>,
     parse: impl FnOnce(Verified<T>) -> Result<CallEvent, WebhookError>,
 ) -> Result<CallEvent, WebhookError> {
     let account = verified.account.clone();
     let mut event = parse(verified)?;
-    event.account_sid = account.or(event.account_sid);
+    event.account_sid = account;
     Ok(event)
 }
 
@@ -280,7 +285,9 @@ impl Providers {
                     (&twilio::SIGNALWIRE, &self.signalwire)
                 };
                 let verified = if insecure {
-                    unchecked(request, twilio::decode_body)?
+                    let verified = unchecked(request, twilio::decode_body)?;
+                    let claimed = twilio::claimed_account(verified.body()).map(str::to_owned);
+                    verified.with_account(claimed.as_deref())
                 } else {
                     twilio::verify_scheme(scheme, config, request)?
                 };
@@ -315,25 +322,39 @@ impl Providers {
         Ok(event)
     }
 
-    /// May a call be registered under `account`? Any account when the provider has
-    /// no accounts configured (one account's keys, or none).
-    pub fn knows_account(&self, provider: Provider, account: &str) -> bool {
-        let accounts = match provider {
-            Provider::Twilio => &self.twilio.accounts,
-            Provider::SignalWire => &self.signalwire.accounts,
-            Provider::Plivo => &self.plivo.accounts,
-            Provider::Telnyx | Provider::Vonage => return true,
+    /// May a call be registered under `account`? Only an account whose callbacks
+    /// can be told apart: a configured one, or — Twilio and SignalWire, whose
+    /// callbacks name their account — any when none is configured. The error says
+    /// why not.
+    pub fn knows_account(&self, provider: Provider, account: &str) -> Result<(), String> {
+        let (accounts, single) = match provider {
+            Provider::Twilio => (&self.twilio.accounts, None),
+            Provider::SignalWire => (&self.signalwire.accounts, None),
+            Provider::Plivo => (&self.plivo.accounts, self.plivo.auth_id.as_deref()),
+            Provider::Telnyx | Provider::Vonage => {
+                return Err(format!("account_sid applies to twilio, signalwire and plivo calls, not {provider}"))
+            }
         };
-        accounts.is_empty() || accounts.iter().any(|a| a.id == account)
+        let named_in_callbacks = provider != Provider::Plivo;
+        if accounts.iter().any(|a| a.id == account)
+            || single == Some(account)
+            || (accounts.is_empty() && named_in_callbacks)
+        {
+            return Ok(());
+        }
+        Err(format!("account `{account}` is not configured for {provider} (CALLHOOK_ACCOUNTS_FILE)"))
     }
 
     /// Providers with at least one credential configured.
     pub fn configured(&self) -> Vec<Provider> {
         let mut out = vec![];
-        if !self.twilio.auth_tokens.is_empty() || !self.twilio.shared_keys.is_empty() {
+        if !self.twilio.auth_tokens.is_empty()
+            || !self.twilio.shared_keys.is_empty()
+            || !self.twilio.accounts.is_empty()
+        {
             out.push(Provider::Twilio);
         }
-        if !self.signalwire.auth_tokens.is_empty() {
+        if !self.signalwire.auth_tokens.is_empty() || !self.signalwire.accounts.is_empty() {
             out.push(Provider::SignalWire);
         }
         if !self.telnyx.public_keys.is_empty() {
@@ -342,7 +363,7 @@ impl Providers {
         if !self.vonage.signature_secrets.is_empty() {
             out.push(Provider::Vonage);
         }
-        if !self.plivo.auth_tokens.is_empty() {
+        if !self.plivo.auth_tokens.is_empty() || !self.plivo.accounts.is_empty() {
             out.push(Provider::Plivo);
         }
         out

@@ -23,6 +23,9 @@ pub const NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
 #[derive(Debug, Clone, Default)]
 pub struct PlivoConfig {
     pub auth_tokens: Vec<Secret>,
+    /// The auth id `auth_tokens` belong to (`CALLHOOK_PLIVO_AUTH_ID`), when set:
+    /// callbacks they verify are that account's.
+    pub auth_id: Option<String>,
     /// Several accounts, by auth id.
     pub accounts: Vec<Account>,
 }
@@ -86,7 +89,7 @@ pub fn verify(config: &PlivoConfig, request: InboundRequest) -> Result<Verified<
     let header = request.header(SIGNATURE_HEADER).ok_or(WebhookError::MissingSignature(SIGNATURE_HEADER))?;
     let nonce = request.header(NONCE_HEADER).ok_or(WebhookError::MissingSignature(NONCE_HEADER))?;
     // Plivo's callbacks do not name the account: the key that verifies tells it.
-    let keys = keyring(Provider::Plivo, &config.auth_tokens, &config.accounts, None)?;
+    let keys = keyring(Provider::Plivo, &config.auth_tokens, config.auth_id.as_deref(), &config.accounts, None)?;
     let base = signed_base(&request.url, &fields)?;
     let candidates: Vec<Vec<u8>> = header.split(',').filter_map(|s| BASE64.decode(s.trim()).ok()).collect();
     let matched = keys
@@ -186,7 +189,7 @@ mod tests {
     }
 
     fn config(token: &str) -> PlivoConfig {
-        PlivoConfig { auth_tokens: vec![Secret::new(token)], accounts: vec![] }
+        PlivoConfig { auth_tokens: vec![Secret::new(token)], ..PlivoConfig::default() }
     }
 
     // Vectors computed with a Python transcription of plivo-python's V3 helpers.

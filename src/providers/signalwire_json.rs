@@ -83,6 +83,6 @@ pub(super) fn event(
         error_message: None,
         payload: payload.clone(),
         source: crate::domain::EventSource::Callback,
-        account_sid: payload.get("project_id").and_then(Value::as_str).map(str::to_owned),
+        account_sid: None,
     })
 }

@@ -148,7 +148,7 @@ pub fn verify_scheme(
     // 28 characters).
     let claimed = claimed_account(&body).map(str::to_owned);
     if scheme.raw_body_hex && body.json.is_some() && is_hex_sha1(header.trim()) {
-        let keys = keyring(scheme.provider, &config.auth_tokens, &config.accounts, claimed.as_deref())?;
+        let keys = keyring(scheme.provider, &config.auth_tokens, None, &config.accounts, claimed.as_deref())?;
         let signature = header.trim().to_owned();
         let urls = url_variants(&request.url);
         let matched = keys.iter().find(|(_, key)| {
@@ -167,10 +167,13 @@ pub fn verify_scheme(
         BASE64.decode(header.trim()).map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
     // Shared keys (webhook signature settings) belong to no account in particular.
     let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
-        None => {
-            (Algorithm::HmacSha1, keyring(scheme.provider, &config.auth_tokens, &config.accounts, claimed.as_deref())?)
+        None => (
+            Algorithm::HmacSha1,
+            keyring(scheme.provider, &config.auth_tokens, None, &config.accounts, claimed.as_deref())?,
+        ),
+        Some(settings) => {
+            (settings_algorithm(settings)?, keyring(scheme.provider, &config.shared_keys, None, &[], None)?)
         }
-        Some(settings) => (settings_algorithm(settings)?, keyring(scheme.provider, &config.shared_keys, &[], None)?),
     };
 
     let signed_fields: &[(String, String)] = if body.json.is_some() {
@@ -189,6 +192,11 @@ pub fn verify_scheme(
     let Some((account, _)) = candidates.iter().find_map(|url| signed_by(url)) else {
         return Err(explain_mismatch(&request, &candidates, |url| signed_by(url).is_some()));
     };
+    // A shared key belongs to no account in particular: with accounts configured
+    // its callback's claim is not vouched for, and it names no account (so it can
+    // drive no call of a configured account).
+    let shared = scheme.shared_keys && request.header(SETTINGS_HEADER).is_some();
+    let claimed = if shared && !config.accounts.is_empty() { None } else { claimed };
     let account = account.or(claimed.as_deref()).map(str::to_owned);
     Ok(Verified::new(request, body).with_account(account.as_deref()))
 }
@@ -490,7 +498,8 @@ pub fn parse_scheme(
         error_message: if failed { text("ErrorMessage") } else { None },
         payload: body.json.clone().unwrap_or_else(|| form::to_json(fields)),
         source: crate::domain::EventSource::Callback,
-        account_sid: claimed_account(body).map(str::to_owned),
+        // The verifier decides which account a callback is of (`Verified::account`).
+        account_sid: None,
     })
 }
 

@@ -29,8 +29,8 @@ pub use event::{reconcile_dedupe_key, to_event};
 
 use crate::clock::Clock;
 use crate::domain::stranded::Timeouts;
-use crate::domain::{Attempt, Provider};
-use crate::providers::api::{ApiError, CallApi};
+use crate::domain::Provider;
+use crate::providers::api::{ApiError, CallApi, CallSnapshot};
 use crate::store::{Cutoffs, Lease, Quiet, RecordOutcome, SettleRule, Store, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -112,6 +112,27 @@ impl Pass {
             self.expired_starts
         )
     }
+}
+
+/// Asks about a call with its account's client: a call placed from a known account
+/// only ever with that account's credentials (another account's would be told
+/// 404, and the call given up). A call whose account is not known yet (no
+/// callback named it) is asked of each account in turn until one knows it.
+async fn fetch(apis: &[Arc<dyn CallApi>], account: Option<&str>, pcid: &str) -> Result<CallSnapshot, ApiError> {
+    if let Some(account) = account {
+        let api = apis
+            .iter()
+            .find(|api| api.account().is_none_or(|a| a == account))
+            .ok_or(ApiError::NotConfigured("no REST credentials for this call's account"))?;
+        return api.fetch_call(pcid).await;
+    }
+    for api in apis {
+        match api.fetch_call(pcid).await {
+            Err(ApiError::NotFound) => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::NotFound)
 }
 
 pub struct Reconciler {
@@ -211,29 +232,17 @@ impl Reconciler {
         Ok(Some(self.look_up(lease, quiet).await))
     }
 
-    /// The client of the call's provider and account: a call placed from a known
-    /// account is only ever asked about with that account's credentials (another
-    /// account's would be told 404, and the call given up); a call whose account
-    /// is not known yet with the provider's first client.
-    fn api_for(&self, attempt: &Attempt) -> Option<&Arc<dyn CallApi>> {
-        let apis = self.apis.get(&attempt.provider)?;
-        match attempt.account_sid.as_deref() {
-            Some(account) => apis.iter().find(|api| api.account().is_none_or(|a| a == account)),
-            None => apis.first(),
-        }
-    }
-
     /// Asks the provider about one leased call and settles what it can. Never
     /// fails: every problem is logged, counted, and retried with backoff.
     async fn look_up(&self, lease: Lease, quiet: Quiet) -> Looked {
         let attempt = &quiet.attempt;
         let provider = attempt.provider;
-        let result = match (self.api_for(attempt), attempt.provider_call_id.as_deref()) {
-            (None, _) => Err(ApiError::NotConfigured("no REST credentials for this provider or account")),
+        let result = match (self.apis.get(&provider), attempt.provider_call_id.as_deref()) {
+            (None, _) => Err(ApiError::NotConfigured("no REST credentials for this provider")),
             // No callback ever named the provider's call, and the dialer did not
             // either: nothing to ask about.
             (_, None) => Err(ApiError::NotFound),
-            (Some(api), Some(pcid)) => api.fetch_call(pcid).await,
+            (Some(apis), Some(pcid)) => fetch(apis, attempt.account_sid.as_deref(), pcid).await,
         };
         let looked = match result {
             Ok(snapshot) => match self.apply(attempt, snapshot).await {

@@ -27,9 +27,13 @@ impl Retention {
 
     /// One round: partitions ahead, then the prune if a retention is set.
     pub async fn round(&self) -> StoreResult<Option<PruneReport>> {
-        let created = self.store.ensure_partitions().await?;
-        if created > 0 {
-            tracing::info!(created, "created inbox partitions ahead");
+        // A failure here (e.g. a role without CREATE on the schema) must not stop
+        // the prune: callbacks of a month without its partition go to the default
+        // partition meanwhile, and the next round moves them.
+        match self.store.ensure_partitions().await {
+            Ok(0) => {}
+            Ok(created) => tracing::info!(created, "created inbox partitions ahead"),
+            Err(e) => tracing::error!(error = %e, "could not create the inbox partitions ahead; retried next round"),
         }
         let Some(days) = self.days else { return Ok(None) };
         let cutoff =

@@ -11,8 +11,8 @@ use super::types::{RecordOutcome, Recorded, SettleRule};
 use super::{StoreError, StoreResult};
 use crate::domain::stranded::{self, Timeouts};
 use crate::domain::{
-    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, JobChange, JobKind,
-    NewJob, Outcome, Provider,
+    decide, Attempt, CallEvent, CallStatus, Campaign, Contact, ContactState, Decision, Disposition, EventSource,
+    JobChange, JobKind, NewJob, Outcome, Provider,
 };
 
 /// An attempt with the contact and campaign its rules need, locked for update.
@@ -290,15 +290,20 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
     }
     // A call belongs to the account that placed it: another account's callback
     // (signed with that account's own, valid key) must not drive it.
-    if let (Some(ours), Some(theirs)) = (&attempt.account_sid, &event.account_sid) {
-        if ours != theirs {
-            return Err(StoreError::conflict(
-                "account_mismatch",
-                format!("call `{}` belongs to account `{ours}`, not `{theirs}`", attempt.call_id),
-            ));
-        }
+    // A callback that names no account (verified by a key of no known account) is
+    // not that account's either, where the provider's callbacks carry accounts.
+    let accounts_apply = matches!(event.provider, Provider::Twilio | Provider::SignalWire | Provider::Plivo);
+    match (&attempt.account_sid, &event.account_sid) {
+        (Some(ours), Some(theirs)) if ours != theirs => Err(StoreError::conflict(
+            "account_mismatch",
+            format!("call `{}` belongs to account `{ours}`, not `{theirs}`", attempt.call_id),
+        )),
+        (Some(ours), None) if accounts_apply && event.source == EventSource::Callback => Err(StoreError::conflict(
+            "account_mismatch",
+            format!("call `{}` belongs to account `{ours}`; this callback is of no known account", attempt.call_id),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The state machine's decision, plus the one thing every stored event does: any

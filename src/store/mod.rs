@@ -138,7 +138,7 @@ pub trait Store: Send + Sync + 'static {
     /// Calls quiet longer than the reconciler waits, quietest first.
     async fn quiet_calls(&self, cutoffs: Cutoffs, limit: i64) -> StoreResult<Vec<Attempt>>;
     /// Removes inbox rows and finished outbox jobs of calls that ended before
-    /// `cutoff` (never of calls still open), in one transaction.
+    /// `cutoff` (never of calls still open), in short transactions.
     async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport>;
     /// Creates the inbox partitions of this month and the next two (PostgreSQL;
     /// nothing on SQLite); how many were created.

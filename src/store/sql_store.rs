@@ -318,10 +318,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> StoreResult<PruneReport> {
-        let mut tx = self.begin().await?;
-        let report = retention::prune::<D>(tx.conn(), cutoff).await?;
-        flow::TxOps::commit(tx).await?;
-        Ok(report)
+        retention::prune::<D>(&mut *self.conn().await?, cutoff).await
     }
 
     async fn ensure_partitions(&self) -> StoreResult<i64> {

@@ -13,12 +13,22 @@ use crate::store::types::{PruneReport, StoredEvent};
 use crate::store::StoreResult;
 
 /// Rows of inbox table `e` that must be kept: they belong to a call still open,
-/// or to one that ended at or after the cutoff (`$1`).
-const KEEP: &str = "e.call_id IS NOT NULL AND EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = e.call_id \
+/// or to one that ended at or after the cutoff (`$1`) — matched by the call id or,
+/// for a deferred callback that named only the provider's call, by that.
+const KEEP: &str = "EXISTS (SELECT 1 FROM call_attempts a \
+     WHERE (a.call_id = e.call_id OR (a.provider = e.provider AND a.provider_call_id = e.provider_call_id)) \
      AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1))";
 
 /// Months of partitions kept ahead of now.
 const MONTHS_AHEAD: u32 = 2;
+
+/// Rows deleted per statement (and transaction) when pruning row by row, so that
+/// no prune holds locks or builds a huge transaction.
+const BATCH: i64 = 5000;
+
+/// How long dropping a partition waits for the inbox's lock before giving up
+/// (retried next round): callbacks queue behind it meanwhile.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
 
 /// A monthly partition's name and range, as migration 0006's function names them.
 fn partition_month(name: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
@@ -42,39 +52,73 @@ pub(crate) async fn ensure_partitions<D: Dialect>(conn: &mut D::Connection, now:
     rows.first().map_or(Ok(0), |r| r.int("created").map(i64::from))
 }
 
-/// Prunes everything older than `cutoff` that retention may remove, in the
-/// caller's transaction. On PostgreSQL only one replica prunes at a time (the
-/// others find the lock taken and report nothing).
+/// Prunes everything older than `cutoff` that retention may remove, in short
+/// transactions: one per dropped partition, then batches of rows. On PostgreSQL
+/// one replica prunes at a time (a session lock on this connection; the others
+/// find it taken and report `busy`).
 pub(crate) async fn prune<D: Dialect>(conn: &mut D::Connection, cutoff: DateTime<Utc>) -> StoreResult<PruneReport> {
     let mut report = PruneReport::default();
-    if D::PARTITIONED_INBOX {
-        let locked = fetch_all::<D>(
-            conn,
-            "SELECT pg_try_advisory_xact_lock(hashtext('callhook:retention')) AS locked",
-            std::iter::empty(),
-        )
-        .await?;
-        if !locked.first().map(|r| r.boolean("locked")).transpose()?.unwrap_or(false) {
-            report.busy = true;
-            return Ok(report);
-        }
-        drop_partitions::<D>(conn, cutoff, &mut report).await?;
+    if !D::PARTITIONED_INBOX {
+        prune_rows::<D>(conn, cutoff, &mut report).await?;
+        return Ok(report);
     }
-    let gone = if D::PARTITIONED_INBOX {
+    let locked = fetch_all::<D>(
+        conn,
+        "SELECT pg_try_advisory_lock(hashtext('callhook:retention')) AS locked",
+        std::iter::empty(),
+    )
+    .await?;
+    if !locked.first().map(|r| r.boolean("locked")).transpose()?.unwrap_or(false) {
+        report.busy = true;
+        return Ok(report);
+    }
+    let pruned = async {
+        drop_partitions::<D>(conn, cutoff, &mut report).await?;
+        prune_rows::<D>(conn, cutoff, &mut report).await
+    }
+    .await;
+    // Released whatever happened: the connection goes back to the pool.
+    let unlocked =
+        execute::<D>(conn, "SELECT pg_advisory_unlock(hashtext('callhook:retention'))", std::iter::empty()).await;
+    pruned?;
+    unlocked?;
+    Ok(report)
+}
+
+/// Removes, batch by batch, the inbox rows and finished jobs older than `cutoff`
+/// that are not kept, and counts the rows kept.
+async fn prune_rows<D: Dialect>(
+    conn: &mut D::Connection,
+    cutoff: DateTime<Utc>,
+    report: &mut PruneReport,
+) -> StoreResult<()> {
+    let chosen = format!(
+        "SELECT e.id, e.received_at FROM telephony_events e WHERE e.received_at < $1 AND NOT ({KEEP}) LIMIT {BATCH}"
+    );
+    let events = if D::PARTITIONED_INBOX {
         format!(
-            "WITH gone AS (DELETE FROM telephony_events e WHERE e.received_at < $1 AND NOT ({KEEP}) \
-             RETURNING e.dedupe_key), \
+            "WITH gone AS (DELETE FROM telephony_events d WHERE (d.id, d.received_at) IN ({chosen}) \
+             RETURNING d.dedupe_key), \
              keys AS (DELETE FROM telephony_event_keys k USING gone WHERE k.dedupe_key = gone.dedupe_key) \
              SELECT count(*) AS n FROM gone"
         )
     } else {
-        format!("DELETE FROM telephony_events AS e WHERE e.received_at < $1 AND NOT ({KEEP})")
+        format!(
+            "DELETE FROM telephony_events WHERE id IN \
+             (SELECT e.id FROM telephony_events e WHERE e.received_at < $1 AND NOT ({KEEP}) LIMIT {BATCH})"
+        )
     };
-    report.events += if D::PARTITIONED_INBOX {
-        count::<D>(conn, &gone, cutoff).await?
-    } else {
-        execute::<D>(conn, &gone, [cutoff.into()]).await? as i64
-    };
+    loop {
+        let n = if D::PARTITIONED_INBOX {
+            count::<D>(conn, &events, cutoff).await?
+        } else {
+            execute::<D>(conn, &events, [cutoff.into()]).await? as i64
+        };
+        report.events += n;
+        if n < BATCH {
+            break;
+        }
+    }
     report.kept_open = count::<D>(
         conn,
         &format!("SELECT count(*) AS n FROM telephony_events e WHERE e.received_at < $1 AND {KEEP}"),
@@ -82,13 +126,20 @@ pub(crate) async fn prune<D: Dialect>(conn: &mut D::Connection, cutoff: DateTime
     )
     .await?;
     let jobs = format!(
-        "DELETE FROM outbox WHERE status IN ('done', 'expired') AND updated_at < $1 \
-         AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = {} \
-           AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1))",
+        "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.status IN ('done', 'expired') \
+         AND o.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = {} \
+           AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1)) \
+         LIMIT {BATCH})",
         D::JSON_CALL_ID
     );
-    report.jobs = execute::<D>(conn, &jobs, [cutoff.into()]).await? as i64;
-    Ok(report)
+    loop {
+        let n = execute::<D>(conn, &jobs, [cutoff.into()]).await? as i64;
+        report.jobs += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    Ok(())
 }
 
 async fn count<D: Dialect>(conn: &mut D::Connection, sql: &str, cutoff: DateTime<Utc>) -> StoreResult<i64> {
@@ -96,10 +147,12 @@ async fn count<D: Dialect>(conn: &mut D::Connection, sql: &str, cutoff: DateTime
     rows.first().map_or(Ok(0), |r| Ok(r.opt_i64("n")?.unwrap_or(0)))
 }
 
-/// Drops every monthly partition that ends at or before `cutoff`. Its rows of
-/// calls still open are moved first (detached, the partition's range has no
-/// partition, so they land in the default one, and are counted with the rows
-/// kept); the keys of the rest go with it.
+/// Drops every monthly partition that ends at or before `cutoff`, each in a
+/// transaction of its own. Its rows of calls still open are moved first
+/// (detached, the partition's range has no partition, so they land in the default
+/// one, and are counted with the rows kept); the keys of the rest go with it.
+/// `DETACH` locks the inbox: callbacks wait for this transaction, which touches
+/// only the old month, and waits at most [`LOCK_TIMEOUT`] for its lock.
 async fn drop_partitions<D: Dialect>(
     conn: &mut D::Connection,
     cutoff: DateTime<Utc>,
@@ -117,16 +170,20 @@ async fn drop_partitions<D: Dialect>(
         if end > cutoff {
             continue;
         }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        execute::<D>(&mut tx, LOCK_TIMEOUT, std::iter::empty()).await?;
         // `name` is one of ours (it parsed as telephony_events_yYYYYmMM).
-        execute::<D>(conn, &format!("ALTER TABLE telephony_events DETACH PARTITION {name}"), std::iter::empty())
+        execute::<D>(&mut tx, &format!("ALTER TABLE telephony_events DETACH PARTITION {name}"), std::iter::empty())
             .await?;
         let kept = format!("INSERT INTO telephony_events SELECT * FROM {name} e WHERE {KEEP}");
-        execute::<D>(conn, &kept, [cutoff.into()]).await?;
+        execute::<D>(&mut tx, &kept, [cutoff.into()]).await?;
         let keys = format!(
             "DELETE FROM telephony_event_keys k USING {name} e WHERE k.dedupe_key = e.dedupe_key AND NOT ({KEEP})"
         );
-        report.events += execute::<D>(conn, &keys, [cutoff.into()]).await? as i64;
-        execute::<D>(conn, &format!("DROP TABLE {name}"), std::iter::empty()).await?;
+        let removed = execute::<D>(&mut tx, &keys, [cutoff.into()]).await? as i64;
+        execute::<D>(&mut tx, &format!("DROP TABLE {name}"), std::iter::empty()).await?;
+        tx.commit().await?;
+        report.events += removed;
         report.partitions_dropped += 1;
     }
     Ok(())
