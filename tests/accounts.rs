@@ -331,8 +331,7 @@ async fn the_reconciler_asks_with_the_calls_account(store: Arc<dyn Store>) {
 
 #[test]
 fn config_check_reads_the_accounts_file_and_names_its_mistakes() {
-    let dir = std::env::temp_dir().join(format!("callhook-accounts-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("accounts");
     let good = dir.join("accounts.toml");
     std::fs::write(
         &good,

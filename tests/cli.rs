@@ -41,8 +41,7 @@ fn demo_plays_a_campaign_with_every_provider_and_reports_consistent_state() {
 
 #[tokio::test]
 async fn operator_commands_work_on_a_database_file() {
-    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cli");
     let url = format!("sqlite://{}", dir.join("ops.db").display());
     let db = format!("--database-url={url}");
 
@@ -96,8 +95,7 @@ async fn operator_commands_work_on_a_database_file() {
 
 #[test]
 fn config_file_merges_under_env_and_flags_and_check_explains_errors() {
-    let dir = std::env::temp_dir().join(format!("callhook-cfg-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cfg");
     let file = dir.join("callhook.toml");
     std::fs::write(
         &file,
@@ -210,8 +208,7 @@ fn span<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::V
 
 #[tokio::test]
 async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("callhook-serve-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("serve");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_callhook"))
         .args(["serve", "--log-format=json", &format!("--listen=127.0.0.1:{port}")])
@@ -327,8 +324,7 @@ async fn serve_logs_json_spans_and_shuts_down_gracefully_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_from_the_command_line_asks_the_provider_and_marks_what_it_learnt() {
     use fake_providers::{Behaviour, FakeProvider, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
-    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cli");
     let url = format!("sqlite://{}", dir.join("reconcile.db").display());
     let (base, fake) = FakeProvider::start(Provider::Twilio).await;
     let store = SqliteStore::connect(&url).await.unwrap();
@@ -380,8 +376,7 @@ async fn reconcile_from_the_command_line_asks_the_provider_and_marks_what_it_lea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_commands_are_friendly_on_the_first_day() {
-    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cli");
 
     // Run from the wrong place: no empty database is created, and the file is named.
     let missing = dir.join("missing.db");
@@ -439,8 +434,7 @@ async fn operator_commands_are_friendly_on_the_first_day() {
 /// `callhook campaigns …` on a database file, as an operator or a shell dialer runs it.
 #[tokio::test]
 async fn campaigns_are_managed_and_dialled_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("callhook-cli-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cli");
     let url = format!("sqlite://{}", dir.join("campaigns.db").display());
     let db = format!("--database-url={url}");
     assert!(callhook(&["migrate", &db]).0);

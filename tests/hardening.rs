@@ -200,8 +200,7 @@ async fn metrics_can_have_their_own_listener_and_a_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_half_sent_head_exits_within_the_grace_period() {
-    let dir = std::env::temp_dir().join(format!("callhook-hardening-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("hardening");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callhook"))
         .args(["serve", &format!("--listen=127.0.0.1:{port}"), "--shutdown-grace-secs=1"])

@@ -134,8 +134,7 @@ async fn export_pages_through_a_time_range(store: Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_and_export_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("callhook-retention-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("retention");
     let url = format!("sqlite://{}", dir.join("ops.db").display());
     let db = format!("--database-url={url}");
     let (ok, out, err) = callhook(&["migrate", &db]);

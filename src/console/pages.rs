@@ -141,12 +141,7 @@ pub async fn campaigns(
     Extension(s): Extension<Session>,
     Query(q): Query<ListQuery>,
 ) -> Page {
-    let status = match q.status.as_deref().filter(|v| !v.is_empty()) {
-        Some(v) => Some(
-            v.parse::<CampaignStatus>().map_err(|_| PageError::BadRequest(format!("unknown campaign status `{v}`")))?,
-        ),
-        None => None,
-    };
+    let status: Option<CampaignStatus> = filter(q.status.as_deref(), "campaign status")?;
     let after = match (q.after_at.as_deref(), q.after_id.as_deref()) {
         (Some(at), Some(id)) => {
             let at = chrono::DateTime::parse_from_rfc3339(at)
@@ -192,12 +187,7 @@ pub async fn campaign(
 ) -> Page {
     let id = uuid(&id, "campaign")?;
     let campaign = app.store.campaign(id).await?.ok_or_else(|| PageError::NotFound(format!("no campaign `{id}`")))?;
-    let state = match q.state.as_deref().filter(|v| !v.is_empty()) {
-        Some(v) => {
-            Some(v.parse::<ContactState>().map_err(|_| PageError::BadRequest(format!("unknown contact state `{v}`")))?)
-        }
-        None => None,
-    };
+    let state: Option<ContactState> = filter(q.state.as_deref(), "contact state")?;
     let after = q.after.as_deref().filter(|v| !v.is_empty()).map(|v| uuid(v, "contact")).transpose()?;
     let stats = app.store.campaign_stats(id).await?;
     let contacts = app.store.contacts(id, state, after, PAGE).await?;
@@ -324,6 +314,14 @@ pub async fn health(State(app): State<AppState>, Extension(s): Extension<Session
         "health.html",
         context! { title => "Health", nav => "health", csrf => s.csrf, quiet, stats, vitals, spool, oldest_pending },
     )
+}
+
+/// A filter from the query string: absent or empty is none; anything else must parse.
+fn filter<T: std::str::FromStr>(value: Option<&str>, what: &str) -> Result<Option<T>, PageError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => v.parse().map(Some).map_err(|_| PageError::BadRequest(format!("unknown {what} `{v}`"))),
+        None => Ok(None),
+    }
 }
 
 fn uuid(text: &str, what: &str) -> Result<Uuid, PageError> {

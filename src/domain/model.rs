@@ -194,6 +194,11 @@ pub struct CallEvent {
     /// Absent from records spooled before accounts were stored.
     #[serde(default)]
     pub account_sid: Option<String>,
+    /// Accounts are configured for this callback's provider, so a callback of no
+    /// account (verified by a key of no account) is not any account's: it cannot
+    /// drive a call that has one. `false` in the single-account configuration.
+    #[serde(default)]
+    pub account_checked: bool,
 }
 
 impl CallEvent {

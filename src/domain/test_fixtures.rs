@@ -90,6 +90,7 @@ pub fn event(event_type: EventType, at: i64) -> CallEvent {
         payload: serde_json::json!({}),
         source: EventSource::Callback,
         account_sid: None,
+        account_checked: false,
     }
 }
 

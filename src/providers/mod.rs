@@ -277,7 +277,7 @@ impl Providers {
             let body = decode(&request)?;
             Ok(Verified::new(request, body))
         }
-        let event = match provider {
+        let mut event = match provider {
             Provider::Twilio | Provider::SignalWire => {
                 let (scheme, config) = if provider == Provider::Twilio {
                     (&twilio::TWILIO, &self.twilio)
@@ -319,6 +319,7 @@ impl Providers {
             }
         };
         storable(&event)?;
+        event.account_checked = self.has_accounts(provider);
         Ok(event)
     }
 
@@ -343,6 +344,16 @@ impl Providers {
             return Ok(());
         }
         Err(format!("account `{account}` is not configured for {provider} (CALLHOOK_ACCOUNTS_FILE)"))
+    }
+
+    /// Whether several accounts are configured for `provider` (the accounts file).
+    pub fn has_accounts(&self, provider: Provider) -> bool {
+        match provider {
+            Provider::Twilio => !self.twilio.accounts.is_empty(),
+            Provider::SignalWire => !self.signalwire.accounts.is_empty(),
+            Provider::Plivo => !self.plivo.accounts.is_empty(),
+            Provider::Telnyx | Provider::Vonage => false,
+        }
     }
 
     /// Providers with at least one credential configured.

@@ -164,6 +164,7 @@ pub fn parse(verified: Verified<Fields>, received_at: DateTime<Utc>) -> Result<C
         payload: form::to_json(fields),
         source: crate::domain::EventSource::Callback,
         account_sid: None,
+        account_checked: false,
     })
 }
 

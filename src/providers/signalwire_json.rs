@@ -84,5 +84,6 @@ pub(super) fn event(
         payload: payload.clone(),
         source: crate::domain::EventSource::Callback,
         account_sid: None,
+        account_checked: false,
     })
 }

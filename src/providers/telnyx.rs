@@ -146,6 +146,7 @@ pub fn parse(verified: Verified<Value>, received_at: DateTime<Utc>) -> Result<Ca
         payload: body.clone(),
         source: crate::domain::EventSource::Callback,
         account_sid: None,
+        account_checked: false,
     })
 }
 

@@ -500,6 +500,7 @@ pub fn parse_scheme(
         source: crate::domain::EventSource::Callback,
         // The verifier decides which account a callback is of (`Verified::account`).
         account_sid: None,
+        account_checked: false,
     })
 }
 

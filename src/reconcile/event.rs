@@ -50,5 +50,6 @@ pub fn to_event(attempt: &Attempt, snapshot: CallSnapshot, now: DateTime<Utc>) -
         payload: snapshot.raw,
         source: EventSource::Reconcile,
         account_sid: snapshot.account,
+        account_checked: false,
     }
 }

@@ -290,18 +290,19 @@ fn check_correlation(attempt: &Attempt, event: &CallEvent) -> StoreResult<()> {
     }
     // A call belongs to the account that placed it: another account's callback
     // (signed with that account's own, valid key) must not drive it.
-    // A callback that names no account (verified by a key of no known account) is
-    // not that account's either, where the provider's callbacks carry accounts.
-    let accounts_apply = matches!(event.provider, Provider::Twilio | Provider::SignalWire | Provider::Plivo);
+    // With accounts configured, a callback of no account (verified by a key of no
+    // known account) is not that account's either.
     match (&attempt.account_sid, &event.account_sid) {
         (Some(ours), Some(theirs)) if ours != theirs => Err(StoreError::conflict(
             "account_mismatch",
             format!("call `{}` belongs to account `{ours}`, not `{theirs}`", attempt.call_id),
         )),
-        (Some(ours), None) if accounts_apply && event.source == EventSource::Callback => Err(StoreError::conflict(
-            "account_mismatch",
-            format!("call `{}` belongs to account `{ours}`; this callback is of no known account", attempt.call_id),
-        )),
+        (Some(ours), None) if event.account_checked && event.source == EventSource::Callback => {
+            Err(StoreError::conflict(
+                "account_mismatch",
+                format!("call `{}` belongs to account `{ours}`; this callback is of no known account", attempt.call_id),
+            ))
+        }
         _ => Ok(()),
     }
 }

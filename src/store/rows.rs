@@ -203,6 +203,7 @@ pub(crate) fn call_event(r: &impl RowExt) -> StoreResult<CallEvent> {
         payload: r.json("payload")?,
         source: r.parsed("source")?,
         account_sid: r.opt_text("account_sid")?,
+        account_checked: false,
     })
 }
 

@@ -309,6 +309,7 @@ pub fn call_event(
         payload: serde_json::json!({"CallSid": sid, "CallStatus": status}),
         source: callhook::domain::EventSource::Callback,
         account_sid: None,
+        account_checked: false,
     }
 }
 
@@ -322,6 +323,13 @@ pub fn callhook(args: &[&str]) -> (bool, String, String) {
         .output()
         .expect("run callhook");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// A fresh directory under the system's temporary one, for a test's files.
+pub fn scratch_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("callhook-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 /// The NATS server the NATS tests use (`CALLHOOK_TEST_NATS_URL`).
