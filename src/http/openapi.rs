@@ -490,6 +490,15 @@ impl Modify for InputLimits {
         provider_call_id.pattern = Some(format!("^[^{CONTROL}]+$"));
         provider_call_id.description =
             Some(format!("1–{MAX_IDENTIFIER_BYTES} bytes of UTF-8 without control characters."));
+        let account = plain(schemas, "RegisterCall", "account_sid");
+        (account.min_length, account.max_length) = (Some(1), Some(128));
+        account.pattern = Some(format!("^[^{CONTROL}{WHITESPACE}]+$"));
+        account.description = Some(
+            "The provider account placing the call (Twilio `AccountSid`, SignalWire project, Plivo auth id), 1–128 \
+             bytes without spaces or control characters; Twilio, SignalWire and Plivo calls only, and one the \
+             accounts file lists when it lists any (else 400 `unknown_account`)."
+                .into(),
+        );
         plain(schemas, "RegisterCall", "metadata").description = Some(format!(
             "A JSON object, kept on the attempt: at most {MAX_METADATA_BYTES} bytes serialised, and no \
              U+0000 (NUL) in any key or string."
