@@ -8,7 +8,7 @@
 #   2. retention of BENCH_PRUNE_ROWS events two to three months old: `callhook
 #      events prune --older-than 30` on version 6 (whole partitions dropped)
 #      against the DELETE the same rule needs on version 5's single table, with
-#      the table's size and dead rows after each.
+#      the tables' size, dead rows and the WAL written by each.
 # Tunables: BENCH_PGBENCH_SECS (15), BENCH_ROUNDS (2), BENCH_PRUNE_ROWS (500000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,23 +82,27 @@ VACUUM ANALYZE telephony_events;
 SQL
 }
 size() { in_schema "$1" -Atc "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c WHERE c.relname LIKE 'telephony_event%' AND c.relkind IN ('r', 'p') AND c.relnamespace = '$1'::regnamespace"; }
+lsn() { psql_ -Atc "SELECT pg_current_wal_lsn()"; }
+wal_since() { psql_ -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')::bigint"; }
 dead() { in_schema "$1" -Atc "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = '$1' AND relname LIKE 'telephony_event%'"; }
 
 fill bench_v6 yes
 before=$(size bench_v6)
+wal0=$(lsn)
 t0=$(date +%s%N)
 report=$(DATABASE_URL="$PG?options=-csearch_path%3Dbench_v6" ./target/release/callhook events prune --older-than 30 --json)
 v6_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "{\"label\":\"prune\",\"schema\":\"v6_partitioned\",\"rows\":$ROWS,\"ms\":$v6_ms,\"bytes_before\":$before,\"bytes_after\":$(size bench_v6),\"dead_rows_after\":$(dead bench_v6),\"report\":$report}" | tee -a "$OUT"
+echo "{\"label\":\"prune\",\"schema\":\"v6_partitioned\",\"rows\":$ROWS,\"ms\":$v6_ms,\"bytes_before\":$before,\"bytes_after\":$(size bench_v6),\"dead_rows_after\":$(dead bench_v6),\"wal_bytes\":$(wal_since "$wal0"),\"report\":$report}" | tee -a "$OUT"
 
 fill bench_v5 no
 before=$(size bench_v5)
+wal0=$(lsn)
 t0=$(date +%s%N)
 deleted=$(in_schema bench_v5 -Atc "WITH gone AS (DELETE FROM telephony_events e WHERE e.received_at < now() - interval '30 days'
   AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE (a.call_id = e.call_id OR (a.provider = e.provider AND a.provider_call_id = e.provider_call_id))
   AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= now() - interval '30 days')) RETURNING 1)
   SELECT count(*) FROM gone")
 v5_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "{\"label\":\"prune\",\"schema\":\"v5_single_table\",\"rows\":$ROWS,\"deleted\":$deleted,\"ms\":$v5_ms,\"bytes_before\":$before,\"bytes_after\":$(size bench_v5),\"dead_rows_after\":$(dead bench_v5)}" | tee -a "$OUT"
+echo "{\"label\":\"prune\",\"schema\":\"v5_single_table\",\"rows\":$ROWS,\"deleted\":$deleted,\"ms\":$v5_ms,\"bytes_before\":$before,\"bytes_after\":$(size bench_v5),\"dead_rows_after\":$(dead bench_v5),\"wal_bytes\":$(wal_since "$wal0")}" | tee -a "$OUT"
 
 psql_ -c "DROP SCHEMA bench_v5 CASCADE" -c "DROP SCHEMA bench_v6 CASCADE" >/dev/null
