@@ -30,16 +30,7 @@ for f in migrations/postgres/000[1-5]_*.sql; do in_schema bench_v5 -f "$f"; done
 psql_ -c "DROP SCHEMA IF EXISTS bench_v6 CASCADE" -c "CREATE SCHEMA bench_v6"
 DATABASE_URL="$PG?options=-csearch_path%3Dbench_v6" ./target/release/callhook migrate >/dev/null
 
-for s in bench_v5 bench_v6; do
-  in_schema "$s" <<'SQL'
-INSERT INTO campaigns (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'bench');
-INSERT INTO contacts (id, campaign_id, phone_number, state, attempts_count)
-  SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', '+1415' || lpad(i::text, 7, '0'), 'in_progress', 1
-  FROM generate_series(1, 10000) i;
-INSERT INTO call_attempts (id, call_id, campaign_id, contact_id, attempt_number, provider, status, last_event_at)
-  SELECT gen_random_uuid(), 'b' || row_number() OVER (), campaign_id, id, 1, 'twilio', 'initiated', now() FROM contacts;
-SQL
-done
+for s in bench_v5 bench_v6; do in_schema "$s" -f bench/prefill_attempts.sql; done
 
 # Version 5's per-event SQL: the inbox row alone, unique on its key.
 v5_script=$(mktemp)

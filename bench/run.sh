@@ -78,14 +78,7 @@ fi
 # 3. the PostgreSQL ceiling for the same statements
 URL=$(fresh_schema bench_pgbench)
 DATABASE_URL="$URL" ./target/release/callhook migrate >/dev/null
-PGOPTIONS="-csearch_path=bench_pgbench" psql_ <<'SQL'
-INSERT INTO campaigns (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'pgbench');
-INSERT INTO contacts (id, campaign_id, phone_number, state, attempts_count)
-  SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', '+1415' || lpad(i::text, 7, '0'), 'in_progress', 1
-  FROM generate_series(1, 10000) i;
-INSERT INTO call_attempts (id, call_id, campaign_id, contact_id, attempt_number, provider, status, last_event_at)
-  SELECT gen_random_uuid(), 'b' || row_number() OVER (), campaign_id, id, 1, 'twilio', 'initiated', now() FROM contacts;
-SQL
+PGOPTIONS="-csearch_path=bench_pgbench" psql_ -f bench/prefill_attempts.sql
 tps=$(PGOPTIONS="-csearch_path=bench_pgbench" pgbench -n -c "${BENCH_PGBENCH_CLIENTS:-16}" -j 2 -T "$PGBENCH_SECS" -D attempts=10000 \
   -f bench/pgbench_event.sql "$PG" | awk '/^tps/ {print $3; exit}')
 echo "{\"label\":\"pgbench-ceiling\",\"events_per_second\":$tps}" | tee -a "$OUT"
