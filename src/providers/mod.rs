@@ -328,14 +328,10 @@ impl Providers {
     /// callbacks name their account — any when none is configured. The error says
     /// why not.
     pub fn knows_account(&self, provider: Provider, account: &str) -> Result<(), String> {
-        let (accounts, single) = match provider {
-            Provider::Twilio => (&self.twilio.accounts, None),
-            Provider::SignalWire => (&self.signalwire.accounts, None),
-            Provider::Plivo => (&self.plivo.accounts, self.plivo.auth_id.as_deref()),
-            Provider::Telnyx | Provider::Vonage => {
-                return Err(format!("account_sid applies to twilio, signalwire and plivo calls, not {provider}"))
-            }
+        let Some(accounts) = self.accounts(provider) else {
+            return Err(format!("account_sid applies to twilio, signalwire and plivo calls, not {provider}"));
         };
+        let single = if provider == Provider::Plivo { self.plivo.auth_id.as_deref() } else { None };
         let named_in_callbacks = provider != Provider::Plivo;
         if accounts.iter().any(|a| a.id == account)
             || single == Some(account)
@@ -348,11 +344,17 @@ impl Providers {
 
     /// Whether several accounts are configured for `provider` (the accounts file).
     pub fn has_accounts(&self, provider: Provider) -> bool {
+        self.accounts(provider).is_some_and(|a| !a.is_empty())
+    }
+
+    /// The accounts configured for `provider`; `None` where callhook has no
+    /// accounts for it (Telnyx, Vonage).
+    fn accounts(&self, provider: Provider) -> Option<&[Account]> {
         match provider {
-            Provider::Twilio => !self.twilio.accounts.is_empty(),
-            Provider::SignalWire => !self.signalwire.accounts.is_empty(),
-            Provider::Plivo => !self.plivo.accounts.is_empty(),
-            Provider::Telnyx | Provider::Vonage => false,
+            Provider::Twilio => Some(&self.twilio.accounts),
+            Provider::SignalWire => Some(&self.signalwire.accounts),
+            Provider::Plivo => Some(&self.plivo.accounts),
+            Provider::Telnyx | Provider::Vonage => None,
         }
     }
 

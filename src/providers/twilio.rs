@@ -166,7 +166,8 @@ pub fn verify_scheme(
     let signature =
         BASE64.decode(header.trim()).map_err(|_| WebhookError::InvalidSignature("signature is not base64".into()))?;
     // Shared keys (webhook signature settings) belong to no account in particular.
-    let (algorithm, keys) = match request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys) {
+    let settings = request.header(SETTINGS_HEADER).filter(|_| scheme.shared_keys);
+    let (algorithm, keys) = match settings {
         None => (
             Algorithm::HmacSha1,
             keyring(scheme.provider, &config.auth_tokens, None, &config.accounts, claimed.as_deref())?,
@@ -195,8 +196,7 @@ pub fn verify_scheme(
     // A shared key belongs to no account in particular: with accounts configured
     // its callback's claim is not vouched for, and it names no account (so it can
     // drive no call of a configured account).
-    let shared = scheme.shared_keys && request.header(SETTINGS_HEADER).is_some();
-    let claimed = if shared && !config.accounts.is_empty() { None } else { claimed };
+    let claimed = if settings.is_some() && !config.accounts.is_empty() { None } else { claimed };
     let account = account.or(claimed.as_deref()).map(str::to_owned);
     Ok(Verified::new(request, body).with_account(account.as_deref()))
 }

@@ -146,27 +146,16 @@ impl ReconcileArgs {
         let timeout = Duration::from_secs(self.provider_api_timeout_secs.max(1));
         let mut apis: Vec<Arc<dyn CallApi>> = vec![];
         if let Some(sid) = &self.twilio_account_sid {
-            let token = match (&self.twilio_api_key, &self.twilio_api_secret) {
-                (Some(key), Some(secret)) => Some((Some(key), secret.clone())),
-                _ => twilio_tokens.first().map(|t| (None, t.clone())),
-            };
-            if let Some((key, secret)) = token {
-                let mut cfg = TwilioApiConfig::twilio(sid, secret.clone());
-                if let Some(key) = key {
-                    cfg = cfg.with_api_key(key, secret);
-                }
-                apis.push(Arc::new(TwilioApi::new(TwilioApiConfig {
-                    base_url: self.twilio_api_base.clone(),
-                    timeout,
-                    ..cfg
-                })?));
+            let key = self.twilio_api_key.as_deref().zip(self.twilio_api_secret.as_ref());
+            // With an API key, its secret stands in for the auth token.
+            if let Some(token) = key.map(|(_, secret)| secret).or(twilio_tokens.first()) {
+                apis.push(self.twilio_client(sid, token, key, timeout)?);
             }
         }
         if let (Some(base), Some(project), Some(token)) =
             (&self.signalwire_api_base, &self.signalwire_project_id, &self.signalwire_api_token)
         {
-            let cfg = TwilioApiConfig::signalwire(base, project, token.clone());
-            apis.push(Arc::new(TwilioApi::new(TwilioApiConfig { timeout, ..cfg })?));
+            apis.push(signalwire_client(base, project, token, timeout)?);
         }
         if let Some(key) = &self.telnyx_api_key {
             let cfg = TelnyxApiConfig {
@@ -185,12 +174,7 @@ impl ReconcileArgs {
             apis.push(Arc::new(VonageApi::new(cfg)?));
         }
         if let (Some(id), Some(token)) = (&self.plivo_auth_id, plivo_tokens.first()) {
-            let cfg = PlivoApiConfig {
-                base_url: self.plivo_api_base.clone(),
-                timeout,
-                ..PlivoApiConfig::new(id, token.clone())
-            };
-            apis.push(Arc::new(PlivoApi::new(cfg)?));
+            apis.push(self.plivo_client(id, token, timeout)?);
         }
         self.account_apis(accounts, timeout, &mut apis)?;
         Ok(apis)
@@ -205,33 +189,56 @@ impl ReconcileArgs {
         apis: &mut Vec<Arc<dyn CallApi>>,
     ) -> Result<(), ApiError> {
         for a in &accounts.twilio {
-            let Some(token) = a.auth_tokens.first() else { continue };
-            let mut cfg = TwilioApiConfig::twilio(&a.account_sid, token.clone());
-            if let (Some(key), Some(secret)) = (&a.api_key, &a.api_secret) {
-                cfg = cfg.with_api_key(key, secret.clone());
+            if let Some(token) = a.auth_tokens.first() {
+                let key = a.api_key.as_deref().zip(a.api_secret.as_ref());
+                apis.push(self.twilio_client(&a.account_sid, token, key, timeout)?);
             }
-            apis.push(Arc::new(TwilioApi::new(TwilioApiConfig {
-                base_url: self.twilio_api_base.clone(),
-                timeout,
-                ..cfg
-            })?));
         }
         for a in &accounts.signalwire {
             if let (Some(base), Some(token)) = (&a.space_url, &a.api_token) {
-                let cfg = TwilioApiConfig::signalwire(base, &a.project_id, token.clone());
-                apis.push(Arc::new(TwilioApi::new(TwilioApiConfig { timeout, ..cfg })?));
+                apis.push(signalwire_client(base, &a.project_id, token, timeout)?);
             }
         }
         for a in &accounts.plivo {
             if let Some(token) = a.auth_tokens.first() {
-                let cfg = PlivoApiConfig {
-                    base_url: self.plivo_api_base.clone(),
-                    timeout,
-                    ..PlivoApiConfig::new(&a.auth_id, token.clone())
-                };
-                apis.push(Arc::new(PlivoApi::new(cfg)?));
+                apis.push(self.plivo_client(&a.auth_id, token, timeout)?);
             }
         }
         Ok(())
     }
+
+    /// Twilio's client of account `sid`, with an API key instead of the token when given.
+    fn twilio_client(
+        &self,
+        sid: &str,
+        token: &Secret,
+        key: Option<(&str, &Secret)>,
+        timeout: Duration,
+    ) -> Result<Arc<dyn CallApi>, ApiError> {
+        let mut cfg = TwilioApiConfig::twilio(sid, token.clone());
+        if let Some((key, secret)) = key {
+            cfg = cfg.with_api_key(key, secret.clone());
+        }
+        Ok(Arc::new(TwilioApi::new(TwilioApiConfig { base_url: self.twilio_api_base.clone(), timeout, ..cfg })?))
+    }
+
+    fn plivo_client(&self, auth_id: &str, token: &Secret, timeout: Duration) -> Result<Arc<dyn CallApi>, ApiError> {
+        let cfg = PlivoApiConfig {
+            base_url: self.plivo_api_base.clone(),
+            timeout,
+            ..PlivoApiConfig::new(auth_id, token.clone())
+        };
+        Ok(Arc::new(PlivoApi::new(cfg)?))
+    }
+}
+
+/// SignalWire's client of `project` in the space at `base`.
+fn signalwire_client(
+    base: &str,
+    project: &str,
+    token: &Secret,
+    timeout: Duration,
+) -> Result<Arc<dyn CallApi>, ApiError> {
+    let cfg = TwilioApiConfig::signalwire(base, project, token.clone());
+    Ok(Arc::new(TwilioApi::new(TwilioApiConfig { timeout, ..cfg })?))
 }
