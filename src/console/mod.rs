@@ -38,12 +38,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/outbox/{id}/retry", post(pages::retry))
         .route("/ui/health", get(pages::health))
         .route("/ui/logout", post(pages::logout))
-        .route_layer(from_fn_with_state(state, require_session));
-    Router::new()
+        .route_layer(from_fn_with_state(state.clone(), require_session));
+    let pages = Router::new()
         .route("/ui/login", get(pages::login_form).post(pages::login))
-        .route("/ui/static/console.css", get(stylesheet))
         .merge(signed_in)
-        .layer(from_fn(security_headers))
+        .route_layer(from_fn_with_state(state, guard));
+    Router::new().route("/ui/static/console.css", get(stylesheet)).merge(pages).layer(from_fn(security_headers))
 }
 
 /// A page that could not be shown, rendered as a page (never JSON: a browser
@@ -183,18 +183,24 @@ fn segment(value: String) -> String {
     }
 }
 
-/// Lets a request through with its [`session::Session`], or sends the browser to
-/// the login page (a GET) or refuses it (a POST: its form would be lost).
-async fn require_session(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Every page but the stylesheet: the console is off without admin tokens, and a
+/// POST from another origin is refused before anything reads its form.
+async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
     if app.admin_tokens.is_empty() {
         return PageError::Disabled.into_response();
     }
+    if request.method() == Method::POST && !same_origin(&app, request.headers()) {
+        return PageError::Forbidden("this form was sent from another site".into()).into_response();
+    }
+    next.run(request).await
+}
+
+/// Lets a request through with its [`session::Session`], or sends the browser to
+/// the login page (a GET) or refuses it (a POST: its form would be lost).
+async fn require_session(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let cookie = request.headers().get(header::COOKIE).and_then(|v| v.to_str().ok());
     match session::check(&app.admin_tokens, session::cookie_value(cookie), chrono::Utc::now()) {
         Ok(s) => {
-            if request.method() == Method::POST && !same_origin(&app, request.headers()) {
-                return PageError::Forbidden("this form was sent from another site".into()).into_response();
-            }
             request.extensions_mut().insert(s);
             next.run(request).await
         }

@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use minijinja::context;
@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::charts::{self, bars, percent, stacked};
 use super::session::{self, Session};
-use super::{render, same_origin, PageError};
+use super::{render, PageError};
 use crate::domain::{CampaignStatus, ContactState};
 use crate::http::AppState;
-use crate::store::{CampaignStats, Cutoffs};
+use crate::store::{CampaignStats, Cutoffs, OutboxStats, ReconcileStats};
 
 const PAGE: i64 = 50;
 
@@ -29,17 +29,14 @@ pub struct LoginQuery {
     reason: Option<String>,
 }
 
-pub async fn login_form(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    if app.admin_tokens.is_empty() {
-        return PageError::Disabled.into_response();
-    }
+pub async fn login_form(Query(q): Query<LoginQuery>) -> Page {
     let notice = match q.reason.as_deref() {
         Some("expired") => Some("Your session expired. Sign in again."),
         Some("signin") => Some("Sign in to continue."),
         Some("bye") => Some("You are signed out."),
         _ => None,
     };
-    render("login.html", context! { notice, title => "Sign in" }).into_response()
+    render("login.html", context! { notice, title => "Sign in" })
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,17 +45,7 @@ pub struct LoginForm {
     token: String,
 }
 
-pub async fn login(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    if app.admin_tokens.is_empty() {
-        return PageError::Disabled.into_response();
-    }
-    if !same_origin(&app, &headers) {
-        return PageError::Forbidden("this form was sent from another site".into()).into_response();
-    }
+pub async fn login(State(app): State<AppState>, form: Result<Form<LoginForm>, FormRejection>) -> Response {
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
     let Some(token) = session::token_matches(&app.admin_tokens, token.trim()) else {
         let page = render("login.html", context! { error => "That token is not valid.", title => "Sign in" });
@@ -99,25 +86,20 @@ fn check_csrf(s: &Session, form: Result<Form<CsrfForm>, FormRejection>) -> Resul
     }
 }
 
-/// The numbers every page's header strip shows.
+/// The service's health as the campaigns page's strip and the health page show
+/// it: the outbox, the reconciler's gauges and this replica's spool.
 #[derive(Debug, Serialize)]
 struct Vitals {
-    outbox_pending: i64,
-    outbox_dead: i64,
-    awaiting_reconciliation: i64,
-    stranded_contacts: i64,
-    spool_records: Option<u64>,
+    outbox: OutboxStats,
+    reconcile: ReconcileStats,
+    spool: Option<crate::spool::SpoolStatus>,
 }
 
-async fn vitals(app: &AppState) -> Result<Vitals, PageError> {
-    let outbox = app.store.outbox_stats().await?;
-    let reconcile = app.store.reconcile_stats(Cutoffs::at(chrono::Utc::now(), &app.timeouts)).await?;
+async fn vitals(app: &AppState, cutoffs: Cutoffs) -> Result<Vitals, PageError> {
     Ok(Vitals {
-        outbox_pending: outbox.pending,
-        outbox_dead: outbox.dead,
-        awaiting_reconciliation: reconcile.awaiting_reconciliation,
-        stranded_contacts: reconcile.stranded_contacts,
-        spool_records: app.spool.as_ref().and_then(|s| s.last_status()).map(|s| s.records),
+        outbox: app.store.outbox_stats().await?,
+        reconcile: app.store.reconcile_stats(cutoffs).await?,
+        spool: app.spool.as_ref().and_then(|s| s.last_status()),
     })
 }
 
@@ -166,7 +148,7 @@ pub async fn campaigns(
             bar => state_bar(&stats),
         });
     }
-    let vitals = vitals(&app).await?;
+    let vitals = vitals(&app, Cutoffs::at(chrono::Utc::now(), &app.timeouts)).await?;
     render(
         "campaigns.html",
         context! { title => "Campaigns", nav => "campaigns", csrf => s.csrf, rows, vitals, status => q.status, next },
@@ -305,14 +287,13 @@ pub async fn retry(
 
 pub async fn health(State(app): State<AppState>, Extension(s): Extension<Session>) -> Page {
     let now = chrono::Utc::now();
-    let quiet = app.store.quiet_calls(Cutoffs::at(now, &app.timeouts), 100).await?;
-    let stats = app.store.outbox_stats().await?;
-    let vitals = vitals(&app).await?;
-    let spool = app.spool.as_ref().and_then(|s| s.last_status());
-    let oldest_pending = stats.oldest_pending_at.map(|t| (now - t).num_seconds());
+    let cutoffs = Cutoffs::at(now, &app.timeouts);
+    let quiet = app.store.quiet_calls(cutoffs, 100).await?;
+    let vitals = vitals(&app, cutoffs).await?;
+    let oldest_pending = vitals.outbox.oldest_pending_at.map(|t| (now - t).num_seconds());
     render(
         "health.html",
-        context! { title => "Health", nav => "health", csrf => s.csrf, quiet, stats, vitals, spool, oldest_pending },
+        context! { title => "Health", nav => "health", csrf => s.csrf, quiet, vitals, oldest_pending },
     )
 }
 

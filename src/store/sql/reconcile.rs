@@ -20,6 +20,12 @@ fn returning_cols() -> String {
     ATTEMPT_COLS.replace("a.", "")
 }
 
+/// A call not finished and quiet since before the cutoffs: `$1` (`quiet`) for a
+/// call not answered yet, `$2` (`answered_quiet`) for an answered one. The
+/// reconciler's claim, its gauge and the console's list share it.
+pub(crate) const QUIET: &str = "((status IN ('initiated', 'ringing') AND last_event_at <= $1) \
+     OR (status = 'answered' AND last_event_at <= $2))";
+
 /// Leases up to `limit` calls not finished and quiet since before the cutoffs
 /// (`quiet` for calls not answered yet, `answered_quiet` for answered ones), and
 /// not backing off past `now`.
@@ -32,8 +38,7 @@ pub(crate) async fn claim_quiet<D: Dialect>(
 ) -> StoreResult<Vec<Quiet>> {
     let sql = format!(
         "UPDATE call_attempts SET {take} WHERE id IN (SELECT id FROM call_attempts \
-         WHERE ((status IN ('initiated', 'ringing') AND last_event_at <= $1) \
-             OR (status = 'answered' AND last_event_at <= $2)) \
+         WHERE {QUIET} \
          AND (reconcile_at IS NULL OR reconcile_at <= $3) AND {free} \
          ORDER BY last_event_at LIMIT $4 {skip}) RETURNING {cols}, reconcile_failures",
         cols = returning_cols(),
@@ -121,15 +126,16 @@ pub(crate) async fn expire_dialogue_starts<D: Dialect>(conn: &mut D::Connection)
 
 /// The gauges: calls waiting for the reconciler, and contacts stranded.
 pub(crate) async fn stats<D: Dialect>(conn: &mut D::Connection, cutoffs: Cutoffs) -> StoreResult<ReconcileStats> {
-    let sql = "SELECT \
-         (SELECT COUNT(*) FROM call_attempts WHERE (status IN ('initiated', 'ringing') AND last_event_at <= $1) \
-             OR (status = 'answered' AND last_event_at <= $2)) AS awaiting, \
+    let sql = format!(
+        "SELECT \
+         (SELECT COUNT(*) FROM call_attempts WHERE {QUIET}) AS awaiting, \
          (SELECT COUNT(*) FROM contacts c WHERE c.state = 'in_progress' AND NOT EXISTS (SELECT 1 FROM call_attempts a \
              WHERE a.contact_id = c.id AND (a.status IN ('initiated', 'ringing', 'answered') \
              OR (a.status = 'completed' AND a.outcome IS NULL AND a.answered_at IS NOT NULL AND a.ended_at > $3)))) \
-             AS stranded";
+             AS stranded"
+    );
     let args: [Arg; 3] = [cutoffs.quiet.into(), cutoffs.answered_quiet.into(), cutoffs.verdict.into()];
-    let rows = fetch_all::<D>(conn, sql, args).await?;
+    let rows = fetch_all::<D>(conn, &sql, args).await?;
     let row =
         rows.first().ok_or_else(|| crate::store::StoreError::Internal("reconcile stats returned no row".into()))?;
     Ok(ReconcileStats {

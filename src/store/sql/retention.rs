@@ -12,12 +12,23 @@ use crate::store::rows::{self, RowExt, EVENT_COLS};
 use crate::store::types::{PruneReport, StoredEvent};
 use crate::store::StoreResult;
 
+/// Attempt `a` is still open, or ended at or after the cutoff (`$1`): its events
+/// and jobs stay.
+macro_rules! not_ended_before_cutoff {
+    () => {
+        "(a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1)"
+    };
+}
+
 /// Rows of inbox table `e` that must be kept: they belong to a call still open,
-/// or to one that ended at or after the cutoff (`$1`) — matched by the call id or,
-/// for a deferred callback that named only the provider's call, by that.
-const KEEP: &str = "EXISTS (SELECT 1 FROM call_attempts a \
-     WHERE (a.call_id = e.call_id OR (a.provider = e.provider AND a.provider_call_id = e.provider_call_id)) \
-     AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1))";
+/// or to one that ended at or after the cutoff — matched by the call id or, for a
+/// deferred callback that named only the provider's call, by that.
+const KEEP: &str = concat!(
+    "EXISTS (SELECT 1 FROM call_attempts a ",
+    "WHERE (a.call_id = e.call_id OR (a.provider = e.provider AND a.provider_call_id = e.provider_call_id)) AND ",
+    not_ended_before_cutoff!(),
+    ")"
+);
 
 /// Months of partitions kept ahead of now.
 const MONTHS_AHEAD: u32 = 2;
@@ -127,10 +138,10 @@ async fn prune_rows<D: Dialect>(
     .await?;
     let jobs = format!(
         "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.status IN ('done', 'expired') \
-         AND o.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = {} \
-           AND (a.status IN ('initiated', 'ringing', 'answered') OR coalesce(a.ended_at, a.last_event_at) >= $1)) \
+         AND o.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = {} AND {}) \
          LIMIT {BATCH})",
-        D::JSON_CALL_ID
+        D::JSON_CALL_ID,
+        not_ended_before_cutoff!(),
     );
     loop {
         let n = execute::<D>(conn, &jobs, [cutoff.into()]).await? as i64;

@@ -2,6 +2,7 @@
 //! outbox jobs, and the calls the reconciler is waiting on.
 
 use super::fetch_all;
+use super::reconcile::QUIET;
 use crate::domain::Attempt;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{self, ATTEMPT_COLS, OUTBOX_COLS};
@@ -29,12 +30,7 @@ pub(crate) async fn quiet_calls<D: Dialect>(
     cutoffs: Cutoffs,
     limit: i64,
 ) -> StoreResult<Vec<Attempt>> {
-    let sql = format!(
-        "SELECT {ATTEMPT_COLS} FROM call_attempts a \
-         WHERE (a.status IN ('initiated', 'ringing') AND a.last_event_at <= $1) \
-            OR (a.status = 'answered' AND a.last_event_at <= $2) \
-         ORDER BY a.last_event_at LIMIT $3"
-    );
+    let sql = format!("SELECT {ATTEMPT_COLS} FROM call_attempts a WHERE {QUIET} ORDER BY a.last_event_at LIMIT $3");
     let args = [cutoffs.quiet.into(), cutoffs.answered_quiet.into(), limit.into()];
     fetch_all::<D>(conn, &sql, args).await?.iter().map(rows::attempt).collect()
 }
